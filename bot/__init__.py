@@ -1,0 +1,1 @@
+"""Kinline: write to a loved one in prison by plain text message."""

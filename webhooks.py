@@ -1,0 +1,182 @@
+"""The web side: ``create_app()`` builds the Flask app; routes stay thin."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+from flask import Flask, Response, current_app, jsonify, request
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from bot import directory, engine
+from bot.config import Settings
+from bot.exceptions import BadInbound, DirectoryImportError
+from bot.runtime import Runtime
+from bot.transport import twilio_signature_ok
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None
+) -> Flask:
+    """Build the web app.
+
+    Args:
+        settings: Settings to use (read from the environment when omitted).
+        runtime: Resources to use (built from the settings when omitted).
+
+    Returns:
+        The Flask app.
+    """
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    rt = runtime or Runtime.create(settings)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024)
+    app.extensions["kinline"] = rt
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app.add_url_rule("/healthz", view_func=healthz)
+    app.add_url_rule("/sms/inbound", view_func=sms_inbound, methods=["POST"])
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(OperationalError, unavailable)
+    app.register_error_handler(redis.RedisError, unavailable)
+    if settings.console_mode:
+        from bot.web.dev_phone import blueprint
+
+        app.register_blueprint(blueprint)
+    app.cli.add_command(directory_cli)
+    app.cli.add_command(db_cli)
+    return app
+
+
+def runtime() -> Runtime:
+    """The current app's resources."""
+    rt: Runtime = current_app.extensions["kinline"]
+    return rt
+
+
+def plain(message: str, status: int) -> Response:
+    """A short plain-text answer with a status code."""
+    return Response(message + "\n", status=status, mimetype="text/plain")
+
+
+def twiml(replies: list[str]) -> Response:
+    """Replies as a TwiML document (an empty ``<Response/>`` means silence)."""
+    response = MessagingResponse()
+    for body in replies:
+        response.message(body)
+    return Response(str(response), mimetype="text/xml")
+
+
+def public_url() -> str:
+    """The URL Twilio called: ``PUBLIC_BASE_URL`` + path + query, never the proxy's view."""
+    query = request.query_string.decode("latin-1")
+    base = runtime().settings.public_base_url
+    return f"{base}{request.path}" + (f"?{query}" if query else "")
+
+
+# --- routes ---------------------------------------------------------------------------
+
+
+def healthz() -> tuple[dict[str, Any], int]:
+    """Liveness and readiness: SQL and Redis both answer."""
+    rt = runtime()
+    with rt.db.session() as session:
+        session.execute(text("SELECT 1"))
+    rt.redis.ping()
+    return {"ok": True, "console_mode": rt.settings.console_mode}, 200
+
+
+def sms_inbound() -> Response:
+    """Twilio's inbound SMS webhook: check, record, handle, answer in TwiML."""
+    settings = runtime().settings
+    if settings.twilio_auth_token:
+        signature = request.headers.get("X-Twilio-Signature")
+        if not twilio_signature_ok(settings.twilio_auth_token, public_url(), request.form, signature):
+            return plain("Forbidden: missing or invalid X-Twilio-Signature", 403)
+    elif not settings.console_mode:
+        return plain("Forbidden: TWILIO_AUTH_TOKEN is not configured", 403)
+    try:
+        inbound = engine.parse_inbound(request.form, settings)
+    except BadInbound as error:
+        return plain(f"Bad request: {error}", 400)
+    replies = engine.receive(runtime(), inbound)
+    return twiml(replies or [])
+
+
+def http_error(error: HTTPException) -> Response:
+    """Plain-text errors with their reason, never an HTML page."""
+    return plain(f"{error.code} {error.name}: {error.description}", error.code or 500)
+
+
+def unavailable(error: Exception) -> Response:
+    """The database or Redis is unreachable: 503, logged, nothing half-written."""
+    logger.error("backing service unavailable: %s", error)
+    response = plain("Service temporarily unavailable, please retry", 503)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+# --- command line ---------------------------------------------------------------------
+
+
+@click.group("directory")
+def directory_cli() -> None:
+    """Manage the facility and inmate directory."""
+
+
+@directory_cli.command("import")
+@click.option("--facilities", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--inmates", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def directory_import(facilities: Path | None, inmates: Path | None) -> None:
+    """Insert or update facilities and people from CSV files (all rows or none)."""
+    if facilities is None and inmates is None:
+        raise click.UsageError("give --facilities, --inmates or both")
+    rt = runtime()
+    with rt.db.session() as session, ExitStack() as files:
+        f, i = (
+            files.enter_context(open(path, newline="", encoding="utf-8-sig")) if path else None
+            for path in (facilities, inmates)
+        )
+        try:
+            report = directory.import_directory(session, f, i)
+        except DirectoryImportError as error:
+            for problem in error.problems:
+                click.echo(problem, err=True)
+            raise click.ClickException(f"{len(error.problems)} problem(s); nothing imported") from None
+        session.commit()
+    click.echo(str(report))
+
+
+@click.group("db")
+def db_cli() -> None:
+    """Database schema."""
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every Alembic migration to DATABASE_URL."""
+    from bot.store.migrate import upgrade
+
+    upgrade(runtime().settings.database_url)
+    click.echo("database is up to date")
+
+
+def __getattr__(name: str) -> Any:
+    """``webhooks.app``: the WSGI app, built on first access rather than at import."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,31 @@
+"""RQ worker entry point: runs jobs and the scheduler for Kinline's queue.
+
+Job modules are imported here, before the worker forks a work horse per job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rq import Worker
+
+import bot.engine  # noqa: F401  (flows and the engine, loaded once before forking)
+import bot.jobs  # noqa: F401
+from bot import runtime
+from bot.config import Settings
+from bot.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def main() -> None:
+    """Start a worker with the scheduler on the Kinline queue."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rt = Runtime.create(Settings.from_env())
+    runtime.install(rt)
+    worker = Worker([rt.queue], connection=rt.redis)
+    worker.work(with_scheduler=True)
+
+
+if __name__ == "__main__":
+    main()
