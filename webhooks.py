@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 import redis
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, request
+from flask.cli import AppGroup
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from twilio.twiml.messaging_response import MessagingResponse
@@ -25,9 +26,7 @@ from bot.transport import twilio_signature_ok
 logger = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: Settings | None = None, runtime: Runtime | None = None
-) -> Flask:
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     """Build the web app.
 
     Args:
@@ -46,7 +45,9 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     app.add_url_rule("/healthz", view_func=healthz)
     app.add_url_rule("/sms/inbound", view_func=sms_inbound, methods=["POST"])
@@ -105,7 +106,9 @@ def sms_inbound() -> Response:
     settings = runtime().settings
     if settings.twilio_auth_token:
         signature = request.headers.get("X-Twilio-Signature")
-        if not twilio_signature_ok(settings.twilio_auth_token, public_url(), request.form, signature):
+        if not twilio_signature_ok(
+            settings.twilio_auth_token, public_url(), request.form, signature
+        ):
             return plain("Forbidden: missing or invalid X-Twilio-Signature", 403)
     elif not settings.console_mode:
         return plain("Forbidden: TWILIO_AUTH_TOKEN is not configured", 403)
@@ -133,9 +136,7 @@ def unavailable(error: Exception) -> Response:
 # --- command line ---------------------------------------------------------------------
 
 
-@click.group("directory")
-def directory_cli() -> None:
-    """Manage the facility and inmate directory."""
+directory_cli = AppGroup("directory", help="Manage the facility and inmate directory.")
 
 
 @directory_cli.command("import")
@@ -156,14 +157,14 @@ def directory_import(facilities: Path | None, inmates: Path | None) -> None:
         except DirectoryImportError as error:
             for problem in error.problems:
                 click.echo(problem, err=True)
-            raise click.ClickException(f"{len(error.problems)} problem(s); nothing imported") from None
+            raise click.ClickException(
+                f"{len(error.problems)} problem(s); nothing imported"
+            ) from None
         session.commit()
     click.echo(str(report))
 
 
-@click.group("db")
-def db_cli() -> None:
-    """Database schema."""
+db_cli = AppGroup("db", help="Database schema.")
 
 
 @db_cli.command("upgrade")

@@ -9,7 +9,7 @@ import logging
 
 from rq import Worker
 
-import bot.engine  # noqa: F401  (flows and the engine, loaded once before forking)
+import bot.engine
 import bot.jobs  # noqa: F401
 from bot import runtime
 from bot.config import Settings
@@ -20,7 +20,9 @@ logger = logging.getLogger(__name__)
 
 def main() -> None:
     """Start a worker with the scheduler on the Kinline queue."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     rt = Runtime.create(Settings.from_env())
     runtime.install(rt)
     worker = Worker([rt.queue], connection=rt.redis)

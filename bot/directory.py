@@ -227,7 +227,9 @@ def search_by_name(
 
 def state_has_service(session: Session, state: State) -> bool:
     """True when the directory has at least one facility in ``state``."""
-    return session.scalar(select(Facility.id).where(Facility.state == state.code).limit(1)) is not None
+    return (
+        session.scalar(select(Facility.id).where(Facility.state == state.code).limit(1)) is not None
+    )
 
 
 # --- CSV import -----------------------------------------------------------------------
@@ -350,7 +352,8 @@ def _import_inmates(
     session: Session, handle: IO[str], report: ImportReport, problems: list[str]
 ) -> None:
     facility_states: dict[str, str] = {
-        facility_id: state for facility_id, state in session.execute(select(Facility.id, Facility.state))
+        facility_id: state
+        for facility_id, state in session.execute(select(Facility.id, Facility.state))
     }
     people = {(p.state, p.inmate_id): p for p in session.scalars(select(Inmate))}
     seen: set[tuple[str, str]] = set()
@@ -363,7 +366,8 @@ def _import_inmates(
             continue
         if not state.id_fits(inmate_id):
             problems.append(
-                f"{where}: ID {row['inmate_id']!r} does not fit {state.name} (like {state.id_example})"
+                f"{where}: ID {row['inmate_id']!r} does not fit {state.name}"
+                f" (like {state.id_example})"
             )
         if not row["first_name"] or not row["last_name"]:
             problems.append(f"{where}: first_name and last_name are required")
@@ -391,7 +395,7 @@ def _import_inmates(
             session.add(Inmate(state=state.code, inmate_id=inmate_id, **values))
             report.people_added += 1
             continue
-        events = []
+        events: list[tuple[str, str, str | None]] = []
         if person.facility_id != values["facility_id"]:
             events.append(("transfer", person.facility_id, str(values["facility_id"])))
         if person.status != "released" and status == "released":
@@ -402,7 +406,11 @@ def _import_inmates(
         for kind, before, after in events:
             session.add(
                 DirectoryEvent(
-                    inmate_pk=person.id, kind=kind, from_facility=before, to_facility=after, at=utcnow()
+                    inmate_pk=person.id,
+                    kind=kind,
+                    from_facility=before,
+                    to_facility=after,
+                    at=utcnow(),
                 )
             )
             if kind == "transfer":

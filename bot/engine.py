@@ -133,11 +133,12 @@ def receive(rt: Runtime, inbound: Inbound) -> list[str] | None:
         if got:  # handled by nobody although we held the lock: should not happen
             logger.error("inbound %s still pending after its turn", inbound.message_sid)
         # Give up waiting: from now on its replies go out through the API.
-        claimed = session.execute(
+        result = session.execute(
             update(InboundSms)
             .where(InboundSms.id == row_id, InboundSms.processed_at.is_(None))
             .values(reply_via="api")
-        ).rowcount
+        )
+        claimed = getattr(result, "rowcount", 0)
         session.commit()
         if not claimed:
             session.refresh(row)
@@ -145,7 +146,9 @@ def receive(rt: Runtime, inbound: Inbound) -> list[str] | None:
     from bot import jobs
 
     jobs.enqueue_pending(rt, inbound.from_number, inbound.to_number)
-    logger.warning("turn lock busy for %s; %s left to the worker", inbound.from_number, inbound.message_sid)
+    logger.warning(
+        "turn lock busy for %s; %s left to the worker", inbound.from_number, inbound.message_sid
+    )
     return None
 
 
@@ -295,7 +298,11 @@ def handle(
 
     if not account.consented:
         conversation = Conversation("onboarding", "consent")
-    elif saved is None or saved.flow not in REGISTRY or not REGISTRY[saved.flow].has_step(saved.state):
+    elif (
+        saved is None
+        or saved.flow not in REGISTRY
+        or not REGISTRY[saved.flow].has_step(saved.state)
+    ):
         conversation = Conversation("menu", "main")
         keyword = keyword or "menu"  # idle expiry (or an emptied Redis) lands on the menu
     else:

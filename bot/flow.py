@@ -132,7 +132,9 @@ class Flow:
     def _on_enter(prompt: Prompt | None) -> Callable[[EventData], None]:
         def enter(event: EventData) -> None:
             if prompt is not None:
-                prompt(event.model)
+                model = event.model
+                assert isinstance(model, Turn)
+                prompt(model)
 
         return enter
 

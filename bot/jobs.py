@@ -26,7 +26,11 @@ def enqueue_sms(rt: Runtime, out: OutboundSms) -> None:
 def enqueue_pending(rt: Runtime, from_number: str, to_number: str) -> None:
     """Queue the handling of a conversation's texts that no webhook could take in time."""
     rt.queue.enqueue(
-        handle_pending, from_number, to_number, result_ttl=0, retry=Retry(max=5, interval=[5, 15, 60])
+        handle_pending,
+        from_number,
+        to_number,
+        result_ttl=0,
+        retry=Retry(max=5, interval=[5, 15, 60]),
     )
 
 

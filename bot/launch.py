@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,8 +58,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     load_dotenv(ROOT / ".env")
     env = dict(os.environ)
-    var = ROOT / "var"
-    var.mkdir(exist_ok=True)
+    var = Path(env.get("KINLINE_VAR_DIR") or ROOT / "var")
+    var.mkdir(parents=True, exist_ok=True)
     embedded = None
     if not env.get("REDIS_URL"):
         embedded = start_embedded_redis(var)
@@ -83,10 +84,17 @@ def main() -> int:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     command = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start", "-p", port]
+    processes = subprocess.Popen(command, env=env, cwd=ROOT)
+
+    def stop(signum: int, _frame: object) -> None:
+        # Ctrl-C reaches honcho by itself (same process group); SIGTERM is passed on.
+        if signum == signal.SIGTERM:
+            processes.terminate()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
-        return subprocess.call(command, env=env, cwd=ROOT)
-    except KeyboardInterrupt:
-        return 0
+        return processes.wait()
     finally:
         if embedded is not None:
             embedded.shutdown()  # type: ignore[attr-defined]

@@ -4,15 +4,16 @@ A message is sent as GSM-7 when every character is in the GSM 03.38 default alph
 (3GPP TS 23.038, section 6.2.1) or its extension table, otherwise as UCS-2 (UTF-16):
 
 * GSM-7: one segment holds 160 septets; a longer message is cut into parts of 153
-  septets (7 septets go to the concatenation header). An extension character costs two
-  septets (escape + code) and is never split across parts.
+  septets (the other 7 carry the concatenation header). An extension character costs
+  two septets (escape + code) and is never split across parts.
 * UCS-2: one segment holds 70 UTF-16 code units; a longer message is cut into parts of
-  67 units. A character outside the BMP (most emoji) takes two units, and a user-perceived
-  character (grapheme cluster: base + combining marks, emoji ZWJ sequences, skin tones,
-  flags, keycaps) is kept whole, as Twilio's segment calculator does.
+  67 units. A character outside the BMP (most emoji) takes two units, and a
+  user-perceived character (grapheme cluster: base + combining marks, emoji ZWJ
+  sequences, skin tones, flags, keycaps) is kept whole, as in Twilio's segment
+  calculator. Only a cluster larger than a whole part is split, between code points.
 
-Sources: 3GPP TS 23.038 default alphabet (as mirrored in Unicode's ``GSM0338.TXT``),
-Twilio's "What is the SMS character limit?" glossary page, and Twilio's open-source
+Sources: the 3GPP TS 23.038 default alphabet (also in Unicode's ``GSM0338.TXT``),
+Twilio's "What is the SMS character limit?" page, and Twilio's open-source
 message-segment-calculator (``UnicodeToGSM.ts``, ``SegmentedMessage.ts``).
 """
 
@@ -21,25 +22,25 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterator
 from typing import Final
 
 GSM7: Final = "GSM-7"
 UCS2: Final = "UCS-2"
 
 GSM7_SINGLE: Final = 160
-"""Septets in a message sent as one segment."""
+"""Septets in a message sent as a single segment."""
 GSM7_PART: Final = 153
 """Septets in each part of a concatenated message."""
 UCS2_SINGLE: Final = 70
-"""UTF-16 code units in a message sent as one segment."""
+"""UTF-16 code units in a message sent as a single segment."""
 UCS2_PART: Final = 67
 """UTF-16 code units in each part of a concatenated message."""
 
-# 3GPP TS 23.038 default alphabet, in table order (0x00-0x7F), without ESC at 0x1B.
-# Position 0x09 is CAPITAL C with cedilla as in the 3GPP table and in Twilio's mapping;
-# small ç (which Unicode's GSM0338.TXT substitutes there) is not GSM-7.
-_GSM7_BASIC: Final = frozenset(
+# The 3GPP TS 23.038 default alphabet in table order (0x00-0x7F), without ESC (0x1B).
+# 0x09 is CAPITAL C with cedilla, as in the 3GPP table and in Twilio's mapping; small ç,
+# which Unicode's GSM0338.TXT puts there instead, is not GSM-7. The backtick and the
+# lookalike Greek capitals (Α, Β, Ε...) are not in the table either.
+_GSM7_BASIC: Final = (
     "@£$¥èéùìòÇ\nØø\rÅå"
     "Δ_ΦΓΛΩΠΨΣΘΞÆæßÉ"
     " !\"#¤%&'()*+,-./"
@@ -49,30 +50,31 @@ _GSM7_BASIC: Final = frozenset(
     "¿abcdefghijklmno"
     "pqrstuvwxyzäöñüà"
 )
-# Extension table (reached through ESC, so two septets each): FF ^ { } \ [ ~ ] | €.
-_GSM7_EXTENSION: Final = frozenset("\f^{}\\[~]|€")
-_GSM7_ALL: Final = _GSM7_BASIC | _GSM7_EXTENSION
+# The extension table, reached through ESC (so two septets each): FF ^ { } \ [ ~ ] | €.
+_GSM7_EXTENSION: Final = "\f^{}\\[~]|€"
+_NOT_GSM7: Final = re.compile("[^" + re.escape(_GSM7_BASIC + _GSM7_EXTENSION) + "]")
+_ESC: Final = "\x1b"
 
-_GSM7_PIECE: Final = re.compile("[" + re.escape("".join(sorted(_GSM7_EXTENSION))) + "]")
+_REGIONAL_INDICATORS: Final = "".join(map(chr, range(0x1F1E6, 0x1F200)))
 
-# Grapheme cluster classes (a reduced UAX #29 built on unicodedata categories).
+# Grapheme cluster classes: a reduced UAX #29 built on unicodedata categories.
 _OTHER: Final = 0
 _CR: Final = 1
-_CONTROL: Final = 2  # LF and other Cc, Cf, Zl, Zp: always a cluster of their own
-_EXTEND: Final = 3  # Mn, Me, ZWNJ, emoji modifiers, tags, halfwidth kana voicing marks
+_CONTROL: Final = 2  # LF and the rest of Cc, Cf, Zl, Zp: always a cluster of their own
+_EXTEND: Final = 3  # Mn, Me (variation selectors, keycap), ZWNJ, skin tones, tags
 _SPACING: Final = 4  # Mc, Thai SARA AM, Lao AM
 _ZWJ: Final = 5
 _RI: Final = 6  # regional indicator: two make a flag
-_PICT: Final = 7  # approximates Extended_Pictographic: © ®, symbols (So) from U+2000, emoji planes
-_L: Final = 8  # Hangul leading jamo
+_PICT: Final = 7  # approximates Extended_Pictographic: © ®, So from U+2000, emoji planes
+_L: Final = 8  # Hangul leading consonant jamo
 _V: Final = 9  # Hangul vowel jamo
-_T: Final = 10  # Hangul trailing jamo
-_LV: Final = 11  # Hangul syllable without trailing consonant
-_LVT: Final = 12  # Hangul syllable with trailing consonant
+_T: Final = 10  # Hangul trailing consonant jamo
+_LV: Final = 11  # Hangul syllable without a trailing consonant
+_LVT: Final = 12  # Hangul syllable with a trailing consonant
 
-# Classes that may attach to the character before them.
-_JOINS_PREVIOUS: Final = frozenset({_EXTEND, _SPACING, _ZWJ, _V, _T})
-# Hangul syllable sequences (UAX #29 rules GB6-GB8): class -> classes that may follow.
+_ATTACHING: Final = frozenset({_EXTEND, _SPACING, _ZWJ})
+_BREAKING: Final = frozenset({_CR, _CONTROL})
+# Hangul syllable sequences (GB6-GB8): class -> classes that continue the syllable.
 _HANGUL_NEXT: Final = {
     _L: frozenset({_L, _V, _LV, _LVT}),
     _V: frozenset({_V, _T}),
@@ -80,40 +82,6 @@ _HANGUL_NEXT: Final = {
     _T: frozenset({_T}),
     _LVT: frozenset({_T}),
 }
-
-# BMP blocks where every character is a one-unit cluster of its own unless something
-# attaching follows it (no marks, no CR, no Hangul L jamo). Long runs of these are
-# counted arithmetically; tests check each range against _grapheme_class.
-_SIMPLE_RANGES: Final = (
-    (0x0000, 0x000C),
-    (0x000E, 0x02FF),  # ASCII, Latin-1, Latin Extended, spacing modifiers
-    (0x0370, 0x0482),  # Greek, Cyrillic
-    (0x048A, 0x052F),
-    (0x05D0, 0x05EA),  # Hebrew letters
-    (0x0621, 0x064A),  # Arabic letters
-    (0x0660, 0x0669),
-    (0x0E01, 0x0E30),  # Thai consonants and vowels
-    (0x0E32, 0x0E32),
-    (0x0E3F, 0x0E46),
-    (0x1E00, 0x1FFF),  # Latin Extended Additional, Greek Extended
-    (0x2000, 0x200B),  # spaces
-    (0x200E, 0x2064),  # punctuation: curly quotes, dashes, ellipsis
-    (0x20A0, 0x20CF),  # currency
-    (0x2100, 0x2BFF),  # letterlike, arrows, math, shapes, symbols, dingbats
-    (0x3000, 0x3029),  # CJK punctuation, kana
-    (0x3030, 0x3098),
-    (0x309B, 0x30FF),
-    (0x3400, 0x4DBF),  # CJK ideographs
-    (0x4E00, 0x9FFF),
-    (0xAC00, 0xD7A3),  # Hangul syllables
-    (0xFF01, 0xFF9D),  # fullwidth forms, halfwidth katakana
-)
-_SIMPLE_RUN: Final = re.compile(
-    "[" + "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in _SIMPLE_RANGES) + "]+"
-)
-
-_RUN: Final = -1
-"""Width marking a piece made of one-unit clusters (see ``_cuts``)."""
 
 
 def encoding(text: str) -> str:
@@ -124,15 +92,15 @@ def encoding(text: str) -> str:
 
     Returns:
         ``"GSM-7"`` when every character is in the GSM 03.38 default alphabet or its
-        extension table (the empty text included), otherwise ``"UCS-2"``.
+        extension table (so also for the empty text), otherwise ``"UCS-2"``.
 
     Examples:
-        >>> encoding("¿Qué tal, Ñandú?")
+        >>> encoding("¿Qué tal, Ñoño?")
         'GSM-7'
         >>> encoding("¿Cómo estás?")
         'UCS-2'
     """
-    return GSM7 if _GSM7_ALL.issuperset(text) else UCS2
+    return UCS2 if _NOT_GSM7.search(text) else GSM7
 
 
 def septet_length(text: str) -> int:
@@ -142,20 +110,20 @@ def septet_length(text: str) -> int:
         text: A message body made only of GSM-7 characters.
 
     Returns:
-        The length in septets: 1 per default-alphabet character, 2 per extension-table
-        character (``|^€{}[]~\\`` and form feed).
+        One septet per default-alphabet character, two per extension-table character
+        (``|^€{}[]~\\`` and form feed).
 
     Raises:
-        ValueError: If ``text`` has a character GSM-7 cannot encode.
+        ValueError: If ``text`` has a character that GSM-7 cannot encode.
 
     Examples:
         >>> septet_length("{50 €}")
         9
     """
-    if not _GSM7_ALL.issuperset(text):
-        bad = next(char for char in text if char not in _GSM7_ALL)
-        raise ValueError(f"{bad!r} (U+{ord(bad):04X}) is not a GSM-7 character")
-    return len(text) + sum(text.count(char) for char in _GSM7_EXTENSION)
+    if bad := _NOT_GSM7.search(text):
+        char = bad.group()
+        raise ValueError(f"{char!r} (U+{ord(char):04X}) is not a GSM-7 character")
+    return len(_escaped(text))
 
 
 def segment_count(text: str) -> int:
@@ -166,7 +134,7 @@ def segment_count(text: str) -> int:
 
     Returns:
         0 for the empty text, 1 when it fits a single segment, otherwise the number of
-        concatenated parts (see the module docstring for the limits and splitting rules).
+        parts of the concatenated message.
 
     Examples:
         >>> segment_count("a" * 160), segment_count("a" * 161)
@@ -174,8 +142,6 @@ def segment_count(text: str) -> int:
         >>> segment_count("😀" * 35), segment_count("😀" * 36)
         (1, 2)
     """
-    if not text:
-        return 0
     return len(_part_ends(text))
 
 
@@ -186,7 +152,7 @@ def segments(text: str) -> list[str]:
         text: The message body.
 
     Returns:
-        The parts in order; joined, they give ``text`` back. Empty for the empty text.
+        The parts in order (none for the empty text); joined, they give ``text`` back.
 
     Examples:
         >>> [len(part) for part in segments("a" * 200)]
@@ -205,144 +171,112 @@ def _part_ends(text: str) -> list[int]:
     if not text:
         return []
     if encoding(text) == GSM7:
-        if septet_length(text) <= GSM7_SINGLE:
-            return [len(text)]
-        cuts = _cuts(text, _gsm7_pieces(text), GSM7_PART)
-    else:
-        if _utf16_units(text) <= UCS2_SINGLE:
-            return [len(text)]
-        cuts = _cuts(text, _ucs2_pieces(text), UCS2_PART)
-    cuts.append(len(text))
-    return cuts
+        return _gsm7_part_ends(text)
+    return _ucs2_part_ends(text)
 
 
-def _cuts(text: str, pieces: Iterator[tuple[int, int, int]], limit: int) -> list[int]:
-    """Pack the pieces of ``text`` greedily into parts of at most ``limit`` units.
+def _gsm7_part_ends(text: str) -> list[int]:
+    """Cut GSM-7 ``text`` into parts of at most 153 septets without splitting an escape."""
+    septets = _escaped(text)  # one character per septet
+    if len(septets) <= GSM7_SINGLE:
+        return [len(text)]
+    ends: list[int] = []
+    start = index = 0  # index: where the part starting at ``septets[start]`` is in ``text``
+    while start < len(septets):
+        end = min(start + GSM7_PART, len(septets))
+        if septets[end - 1] == _ESC:
+            end -= 1  # the extension character would straddle the parts: it moves on
+        index += end - start - septets.count(_ESC, start, end)
+        ends.append(index)
+        start = end
+    return ends
+
+
+def _ucs2_part_ends(text: str) -> list[int]:
+    """Cut UCS-2 ``text`` into parts of at most 67 UTF-16 units, keeping graphemes whole.
+
+    Each part takes as many whole grapheme clusters as fit; a cluster that does not fit
+    starts the next part. A cluster larger than a part on its own is split between code
+    points. The work grows with the length of the text, not with its square.
+    """
+    length = len(text)
+    if _utf16_units(text) <= UCS2_SINGLE:
+        return [length]
+    ends: list[int] = []
+    start = anchor = 0  # anchor: the last known cluster boundary at or before start
+    while start < length:
+        end = _fit_utf16(text, start, UCS2_PART)
+        if end < length:
+            cut = end
+            while cut > start and not _is_grapheme_boundary(text, cut, anchor):
+                cut -= 1
+            if cut > start:
+                end = anchor = cut
+            # else: the cluster at start is larger than a part; split it at ``end``.
+        ends.append(end)
+        start = end
+    return ends
+
+
+def _fit_utf16(text: str, start: int, limit: int) -> int:
+    """Return the largest ``end`` such that ``text[start:end]`` is at most ``limit`` units.
+
+    Every code point is 1 or 2 units, so dropping ``ceil(excess / 2)`` code points from
+    the end never drops more than needed; the excess at least halves at each round.
+    """
+    end = min(len(text), start + limit)
+    excess = _utf16_units(text[start:end]) - limit
+    while excess > 0:
+        drop = (excess + 1) // 2
+        excess -= _utf16_units(text[end - drop : end])
+        end -= drop
+    return end
+
+
+def _is_grapheme_boundary(text: str, index: int, anchor: int) -> bool:
+    """Tell whether a grapheme cluster boundary lies just before ``text[index]``.
+
+    Follows the UAX #29 extended grapheme cluster rules GB3-GB13 except two that no SMS
+    of ours should meet: GB9b (the few "Prepend" characters, such as the Arabic number
+    signs, start their own cluster here) and GB9c (Indic conjuncts, new in Unicode 15.1
+    and unknown to the grapheme splitter Twilio's calculator uses).
 
     Args:
         text: The message body.
-        pieces: ``(start, end, width)`` spans covering ``text`` in order. A width of
-            ``_RUN`` means each character of the span is a one-unit cluster; any other
-            width is the size in units of one indivisible cluster.
-        limit: Units per part.
-
-    Returns:
-        The indices in ``text`` where a new part starts (never 0, never ``len(text)``).
+        index: A position with ``anchor < index < len(text)``.
+        anchor: A position known to be a boundary; look-behind stops there.
     """
-    cuts: list[int] = []
-    used = 0
-    for start, end, width in pieces:
-        if width == _RUN:
-            position = start
-            while position < end:
-                if used == limit:
-                    cuts.append(position)
-                    used = 0
-                take = min(limit - used, end - position)
-                position += take
-                used += take
-            continue
-        if used + width <= limit:
-            used += width
-            continue
-        if used:  # the cluster does not fit the room left: it starts the next part
-            cuts.append(start)
-        used = width
-        if width > limit:  # a cluster larger than a part: split it between code points
-            used = 0
-            for index in range(start, end):
-                units = _utf16_units(text[index])
-                if used + units > limit:
-                    cuts.append(index)
-                    used = 0
-                used += units
-    return cuts
-
-
-def _gsm7_pieces(text: str) -> Iterator[tuple[int, int, int]]:
-    """Yield runs of one-septet characters and each two-septet extension character."""
-    position = 0
-    for match in _GSM7_PIECE.finditer(text):
-        start = match.start()
-        if start > position:
-            yield position, start, _RUN
-        yield start, start + 1, 2
-        position = start + 1
-    if position < len(text):
-        yield position, len(text), _RUN
-
-
-def _ucs2_pieces(text: str) -> Iterator[tuple[int, int, int]]:
-    """Yield the grapheme clusters of ``text`` with their size in UTF-16 code units.
-
-    Long stretches of characters that each stand alone (``_SIMPLE_RUN``) are yielded as
-    one ``_RUN`` piece; everything else goes through :func:`_cluster_end`.
-    """
-    length = len(text)
-    position = 0
-    while position < length:
-        match = _SIMPLE_RUN.match(text, position)
-        if match:
-            end = match.end()
-            if end < length and _grapheme_class(text[end]) in _JOINS_PREVIOUS:
-                end -= 1  # the last character is the base of the cluster that follows
-            if end > position:
-                yield position, end, _RUN
-                position = end
-                continue
-        end = _cluster_end(text, position)
-        yield position, end, _utf16_units(text[position:end])
-        position = end
-
-
-def _cluster_end(text: str, start: int) -> int:
-    """Return where the grapheme cluster that begins at ``text[start]`` ends.
-
-    Follows the UAX #29 extended grapheme cluster rules GB3-GB13, except GB9b (the few
-    "Prepend" characters, such as the Arabic number signs, start their own cluster).
-    """
-    length = len(text)
-    kind = _grapheme_class(text[start])
-    end = start + 1
-    if kind == _CR:  # GB3: CR LF stay together; GB4: break after any other control
-        return end + 1 if end < length and text[end] == "\n" else end
-    if kind == _CONTROL:
-        return end
-    if kind == _RI:  # GB12/GB13: regional indicators pair up into flags
-        if end < length and _grapheme_class(text[end]) == _RI:
-            end += 1
-    elif kind in _HANGUL_NEXT:  # GB6-GB8: Hangul syllable sequences
-        while end < length and (following := _grapheme_class(text[end])) in _HANGUL_NEXT[kind]:
-            kind = following
-            end += 1
-    pictographic = kind == _PICT
-    while end < length:  # GB9, GB9a, GB11: marks, ZWJ and emoji ZWJ sequences
-        kind = _grapheme_class(text[end])
-        if kind == _EXTEND:
-            end += 1
-        elif kind == _SPACING:
-            end += 1
-            pictographic = False
-        elif kind == _ZWJ:
-            end += 1
-            if pictographic and end < length and _grapheme_class(text[end]) == _PICT:
-                end += 1
-            else:
-                pictographic = False
-        else:
-            break
-    return end
+    before = _grapheme_class(text[index - 1])
+    after = _grapheme_class(text[index])
+    if before == _CR and text[index] == "\n":
+        return False  # GB3: CR LF
+    if before in _BREAKING or after in _BREAKING:
+        return True  # GB4, GB5
+    if after in _HANGUL_NEXT.get(before, ()):
+        return False  # GB6-GB8: Hangul syllables
+    if after in _ATTACHING:
+        return False  # GB9, GB9a: marks, ZWJ, spacing marks
+    if before == _ZWJ and after == _PICT:  # GB11: emoji ZWJ sequences
+        position = index - 2
+        while position >= anchor and _grapheme_class(text[position]) == _EXTEND:
+            position -= 1
+        return not (position >= anchor and _grapheme_class(text[position]) == _PICT)
+    if before == _RI and after == _RI:  # GB12, GB13: regional indicators pair up
+        preceding = text[anchor:index]
+        run = len(preceding) - len(preceding.rstrip(_REGIONAL_INDICATORS))
+        return run % 2 == 0
+    return True  # GB999
 
 
 @functools.cache
 def _grapheme_class(char: str) -> int:
-    """Return the grapheme cluster class of one character (see the ``_OTHER``... constants)."""
+    """Return the grapheme cluster class of one character (one of the ``_OTHER``... ints)."""
     code = ord(char)
     if char == "\r":
         return _CR
     if char == "\u200d":
         return _ZWJ
-    if 0x1F1E6 <= code <= 0x1F1FF:
+    if char in _REGIONAL_INDICATORS:
         return _RI
     if (
         0x1F3FB <= code <= 0x1F3FF  # emoji skin-tone modifiers
@@ -351,7 +285,7 @@ def _grapheme_class(char: str) -> int:
     ):
         return _EXTEND
     category = unicodedata.category(char)
-    if category in ("Mn", "Me"):  # includes variation selectors and the keycap mark
+    if category in ("Mn", "Me"):
         return _EXTEND
     if category == "Mc" or char in "\u0e33\u0eb3":
         return _SPACING
@@ -368,6 +302,14 @@ def _grapheme_class(char: str) -> int:
     if char in "©®" or (code >= 0x2000 and category == "So") or 0x1F000 <= code <= 0x1FFFD:
         return _PICT
     return _OTHER
+
+
+def _escaped(text: str) -> str:
+    """Return GSM-7 ``text`` with ESC before each extension character: one char per septet."""
+    for char in _GSM7_EXTENSION:
+        if char in text:
+            text = text.replace(char, _ESC + char)
+    return text
 
 
 def _utf16_units(text: str) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
+STOP_WORDS = frozenset(
+    {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"}
+)
 START_WORDS = frozenset({"start", "unstop"})
 HELP_WORDS = frozenset({"help", "info", "ayuda"})
 MENU_WORDS = frozenset({"menu"})
@@ -14,8 +16,28 @@ SPANISH_WORDS = frozenset({"es", "espanol", "spanish", "en espanol"})
 ENGLISH_WORDS = frozenset({"en", "english", "ingles", "en ingles"})
 
 YES_WORDS = frozenset(
-    {"yes", "y", "yeah", "yep", "yup", "ya", "sure", "ok", "okay", "correct", "right",
-     "si", "s", "claro", "correcto", "vale", "dale", "es correcto", "yes please", "si por favor"}
+    {
+        "yes",
+        "y",
+        "yeah",
+        "yep",
+        "yup",
+        "ya",
+        "sure",
+        "ok",
+        "okay",
+        "correct",
+        "right",
+        "si",
+        "s",
+        "claro",
+        "correcto",
+        "vale",
+        "dale",
+        "es correcto",
+        "yes please",
+        "si por favor",
+    }
 )
 NO_WORDS = frozenset({"no", "n", "nope", "nah", "wrong", "not", "incorrecto", "no es"})
 

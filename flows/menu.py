@@ -104,7 +104,9 @@ def prompt_remove(turn: Turn) -> None:
     if contact is None:
         prompt_main(turn)
         return
-    turn.say("menu.confirm_remove", name=contact.inmate.full_name, inmate_id=contact.inmate.inmate_id)
+    turn.say(
+        "menu.confirm_remove", name=contact.inmate.full_name, inmate_id=contact.inmate.inmate_id
+    )
 
 
 def read_remove(turn: Turn, text: str) -> str | None:

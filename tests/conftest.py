@@ -222,7 +222,9 @@ class Phone:
         form.update(extra)
         return form
 
-    def post(self, form: dict[str, str], signature: str | None = None, path: str = "/sms/inbound") -> Any:
+    def post(
+        self, form: dict[str, str], signature: str | None = None, path: str = "/sms/inbound"
+    ) -> Any:
         """Post a form to the webhook, signed for ``PUBLIC_BASE_URL`` unless told otherwise."""
         if signature is None:
             signature = twilio_signature(AUTH_TOKEN, PUBLIC_BASE_URL + path, form.items())

@@ -50,7 +50,7 @@ def send() -> tuple[dict[str, Any], int]:
         return _error("The page expired: reload it and send again.", 403)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        return _error("Send JSON like {\"from\": \"+15125550123\", \"body\": \"YES\"}.")
+        return _error('Send JSON like {"from": "+15125550123", "body": "YES"}.')
     sid = "SMdev" + secrets.token_hex(16)
     settings = _runtime().settings
     form = {"MessageSid": sid, "From": str(data.get("from", "")), "To": settings.bot_number}
@@ -87,11 +87,20 @@ def log() -> tuple[dict[str, Any], int]:
             .limit(LOG_LIMIT)
         ).all()
         events = [
-            (row.received_at, 0, row.id, "in", row.body, "handled" if row.processed_at else "received")
+            (
+                row.received_at,
+                0,
+                row.id,
+                "in",
+                row.body,
+                "handled" if row.processed_at else "received",
+            )
             for row in inbound
         ] + [(row.created_at, 1, row.id, "out", row.body, row.status) for row in outbound]
     events.sort()
-    cursor = f"{inbound[-1].id if inbound else after_in}:{outbound[-1].id if outbound else after_out}"
+    cursor = (
+        f"{inbound[-1].id if inbound else after_in}:{outbound[-1].id if outbound else after_out}"
+    )
     return {
         "events": [
             {
