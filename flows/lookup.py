@@ -169,7 +169,7 @@ def prompt_pick(turn: Turn) -> None:
     last = first + len(people) - 1
     lines = "\n".join(
         turn.t(
-            "lookup.match_line",
+            "lookup.match_line_released" if p.released else "lookup.match_line",
             n=n,
             name=p.full_name,
             inmate_id=p.inmate_id,
@@ -190,6 +190,8 @@ def read_pick(turn: Turn, text: str) -> str | None:
         if offset < choice <= offset + len(people):
             turn.ctx["pick"] = people[choice - offset - 1].id
             return "one"
+        return "many"
+    if words.is_no(text):
         return "many"
     if words.is_word(text, "more", "mas", "next", "siguiente"):
         _, total = page(turn)

@@ -73,11 +73,15 @@ def test_lookup_by_name_with_several_matches_pages_and_picks(rt, phone, sample_d
     lines = first_page.splitlines()
     assert lines[0] == "Found 9 in Texas:"
     assert [line.split()[0] for line in lines[1:6]] == ["1", "2", "3", "4", "5"]
+    assert lines[1] == "1 Antonio Garcia #01543287, released"
+    assert lines[2] == "2 Carlos Garcia #01987342, Ellis Unit"
     assert "MORE" in lines[-1]
     second_page = phone.text("MORE")
     assert second_page.splitlines()[1].startswith("6 ")
     assert "Reply 6-9" in second_page
     assert "MORE" not in second_page
+    assert phone.text("no") == second_page  # not a name: the same choices again
+    assert phone.text("42") == second_page
     confirm = phone.text("8")
     assert confirm.startswith("Rosa Garcia #02310876 at Mountain View Unit, TX.")
     phone.text("yes")
@@ -313,3 +317,16 @@ def test_every_text_and_reply_is_in_the_sms_log(rt, phone, sample_directory):
         assert len(outbound) == 3
         assert {row.kind for row in outbound} == {"reply"}
         assert outbound[-1].body.startswith("Texas: send")
+
+
+def test_flow_machines_are_built_once_not_per_text(phone, sample_directory, monkeypatch):
+    import transitions
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a transitions.Machine was built during a turn")
+
+    monkeypatch.setattr(transitions.Machine, "__init__", refuse)
+    consented(phone)
+    phone.text("TX")
+    phone.text("Garcia")
+    assert phone.text("2").startswith("Carlos Garcia #01987342")
