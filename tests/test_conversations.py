@@ -221,7 +221,8 @@ def test_stop_then_silence_then_start(rt, phone, sample_directory):
     consented(phone)
     stop = phone.send("STOP")
     assert stop == [
-        "Kinline: you are unsubscribed and will get no more texts from us. Reply START to come back."
+        "Kinline: you are unsubscribed and will get no more texts from us."
+        " Reply START to come back."
     ]
     assert account(rt, phone.number).opted_out_at is not None
     assert phone.send("hello?") == []
@@ -288,7 +289,9 @@ def test_spanish_released_and_no_emessages(phone, sample_directory):
     phone.text("NUEVO")
     phone.text("02345678")
     reply = phone.text("si")
-    assert reply.startswith("Lane Murray Unit no") and "Tamika" in reply and "correo postal" in reply
+    assert (
+        reply.startswith("Lane Murray Unit no") and "Tamika" in reply and "correo postal" in reply
+    )
 
 
 def test_hola_gets_the_spanish_welcome(rt, phone):

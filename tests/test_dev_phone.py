@@ -28,9 +28,7 @@ def test_page_is_served_in_console_mode(client):
 def test_page_does_not_exist_when_twilio_is_configured(rt):
     from webhooks import create_app
 
-    settings = replace(
-        rt.settings, twilio_account_sid="AC" + "1" * 32, twilio_from="+15005550006"
-    )
+    settings = replace(rt.settings, twilio_account_sid="AC" + "1" * 32, twilio_from="+15005550006")
     client = create_app(runtime=replace(rt, settings=settings)).test_client()
     assert client.get("/dev/phone").status_code == 404
 
@@ -44,7 +42,9 @@ def test_sending_needs_the_page_token(client):
 def test_send_and_read_the_thread(client):
     token = csrf(client)
     headers = {"X-CSRF-Token": token}
-    sent = client.post("/dev/phone/send", json={"from": "+1 512 555 0177", "body": "Hi"}, headers=headers)
+    sent = client.post(
+        "/dev/phone/send", json={"from": "+1 512 555 0177", "body": "Hi"}, headers=headers
+    )
     assert sent.status_code == 200 and sent.get_json()["ok"] is True
     log = client.get("/dev/phone/log", query_string={"number": "+15125550177"}).get_json()
     assert [e["direction"] for e in log["events"]] == ["in", "out"]

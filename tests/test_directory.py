@@ -82,7 +82,11 @@ def run_import(app, *args: str):
 
 def test_import_command_loads_the_sample(rt, app):
     result = run_import(
-        app, "--facilities", str(SAMPLE / "facilities.csv"), "--inmates", str(SAMPLE / "inmates.csv")
+        app,
+        "--facilities",
+        str(SAMPLE / "facilities.csv"),
+        "--inmates",
+        str(SAMPLE / "inmates.csv"),
     )
     assert result.exit_code == 0, result.output
     with SAMPLE.joinpath("inmates.csv").open() as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -93,8 +94,6 @@ def test_launcher_serves_health_dev_phone_and_runs_a_worker(tmp_path):
         try:
             process.wait(timeout=20)
         finally:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     assert process.returncode is not None

@@ -6,7 +6,6 @@ in one segment, else parts of 67. Expected numbers are worked out by hand in com
 
 from __future__ import annotations
 
-
 import pytest
 
 from bot.sms import encoding, segment_count, segments, septet_length
