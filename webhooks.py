@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import directory, engine
 from bot.config import Settings
-from bot.exceptions import BadInbound, DirectoryImportError
+from bot.exceptions import BadInbound, ConfigError, DirectoryImportError
 from bot.runtime import Runtime
 from bot.transport import twilio_signature_ok
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(OperationalError, unavailable)
     app.register_error_handler(redis.RedisError, unavailable)
+    app.register_error_handler(ConfigError, unavailable)
     if settings.console_mode:
         from bot.web.dev_phone import blueprint
 
@@ -114,9 +115,9 @@ def sms_inbound() -> Response:
         return plain("Forbidden: TWILIO_AUTH_TOKEN is not configured", 403)
     try:
         inbound = engine.parse_inbound(request.form, settings)
+        replies = engine.receive(runtime(), inbound)
     except BadInbound as error:
         return plain(f"Bad request: {error}", 400)
-    replies = engine.receive(runtime(), inbound)
     return twiml(replies or [])
 
 

@@ -25,6 +25,9 @@ def main() -> None:
     )
     rt = Runtime.create(Settings.from_env())
     runtime.install(rt)
+    stale = bot.jobs.sweep_stale(rt)
+    if stale:
+        logger.warning("queued %s conversation(s) with texts left unanswered", stale)
     worker = Worker([rt.queue], connection=rt.redis)
     worker.work(with_scheduler=True)
 

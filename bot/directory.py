@@ -61,12 +61,18 @@ class State:
         """True when a normalized ID has this state's shape."""
         return bool(self.pattern.fullmatch(inmate_id))
 
-    def id_candidates(self, inmate_id: str) -> list[str]:
-        """The stored forms an ID may have: as typed, and zero-padded when all digits."""
-        candidates = [inmate_id]
-        if self.id_letters == 0 and len(inmate_id) < self.id_digits_max:
-            candidates.append(inmate_id.zfill(self.id_digits_max))
-        return candidates
+    def normalize_id(self, text: str) -> str:
+        """An ID as typed, made comparable: capitals and digits only.
+
+        ``#01-234 567`` -> ``01234567``. A leading word such as ``TDCJ`` or ``ID`` is dropped
+        only when the whole does not fit this state's format and the rest does.
+        """
+        cleaned = re.sub(r"[^0-9A-Za-z]", "", text).upper()
+        if not self.id_fits(cleaned):
+            bare = _ID_PREFIX.sub("", cleaned)
+            if self.id_fits(bare):
+                return bare
+        return cleaned
 
 
 @functools.cache
@@ -152,10 +158,12 @@ def find_state(text: str) -> StateMatch | None:
     return None
 
 
-def normalize_id(text: str) -> str:
-    """An inmate ID as stored: capitals and digits only (``#01-234 567`` -> ``01234567``)."""
-    cleaned = re.sub(r"[^0-9A-Za-z]", "", text).upper()
-    return re.sub(r"^(ID|NO|TDCJ|CDCR|DOC|DIN|INMATE)(?=[A-Z]*\d)", "", cleaned)
+_ID_PREFIX = re.compile(r"^(ID|NO|NUMBER|NUM|TDCJ|CDCR|DOC|DIN|INMATE)")
+
+
+def id_key(inmate_id: str) -> str:
+    """The form IDs are matched on: leading zeros do not count (``0098765`` = ``98765``)."""
+    return inmate_id.lstrip("0") or "0"
 
 
 def looks_like_id(text: str) -> bool:
@@ -165,8 +173,7 @@ def looks_like_id(text: str) -> bool:
 
 def find_by_id(session: Session, state: State, inmate_id: str) -> Inmate | None:
     """The person with this ID in this state, or ``None``."""
-    candidates = state.id_candidates(inmate_id)
-    query = select(Inmate).where(Inmate.state == state.code, Inmate.inmate_id.in_(candidates))
+    query = select(Inmate).where(Inmate.state == state.code, Inmate.id_key == id_key(inmate_id))
     return session.scalars(query).first()
 
 
@@ -187,6 +194,8 @@ def name_candidates(text: str) -> list[tuple[str, str | None]]:
     for i in range(1, len(words)):
         pairs.append((" ".join(words[i:]), " ".join(words[:i])))
         pairs.append((" ".join(words[:i]), " ".join(words[i:])))
+    if len(words) > 2:  # a middle name the directory may not have: "Ana Maria Ruiz"
+        pairs.append((words[-1], words[0]))
     return pairs
 
 
@@ -322,11 +331,20 @@ def import_directory(
     if facilities is not None:
         facility_rows = _rows(facilities, FACILITY_COLUMNS, "facilities")
         existing = {f.id: f for f in session.scalars(select(Facility))}
+        seen: set[str] = set()
         for line, row in facility_rows:
             values = _facility_values(line, row, problems)
+            facility = existing.get(str(values["id"]))
+            if values["id"] in seen:
+                problems.append(f"facilities line {line}: {values['id']} appears twice")
+            seen.add(str(values["id"]))
+            if facility is not None and facility.state != values["state"]:
+                problems.append(
+                    f"facilities line {line}: {values['id']} is in {facility.state};"
+                    " a facility cannot move to another state (give it a new facility_id)"
+                )
             if problems:
                 continue
-            facility = existing.get(str(values["id"]))
             if facility is None:
                 facility = Facility(**values)
                 session.add(facility)
@@ -355,15 +373,15 @@ def _import_inmates(
         facility_id: state
         for facility_id, state in session.execute(select(Facility.id, Facility.state))
     }
-    people = {(p.state, p.inmate_id): p for p in session.scalars(select(Inmate))}
+    people = {(p.state, p.id_key): p for p in session.scalars(select(Inmate))}
     seen: set[tuple[str, str]] = set()
     for line, row in _rows(handle, INMATE_COLUMNS, "inmates"):
         where = f"inmates line {line}"
         state = states().get(row["state"].upper())
-        inmate_id = normalize_id(row["inmate_id"])
         if state is None:
             problems.append(f"{where}: unknown state {row['state']!r}")
             continue
+        inmate_id = state.normalize_id(row["inmate_id"])
         if not state.id_fits(inmate_id):
             problems.append(
                 f"{where}: ID {row['inmate_id']!r} does not fit {state.name}"
@@ -376,13 +394,14 @@ def _import_inmates(
         status = row["status"].lower() or "active"
         if status not in ("active", "released"):
             problems.append(f"{where}: status must be active or released, got {row['status']!r}")
-        key = (state.code, inmate_id)
+        key = (state.code, id_key(inmate_id))
         if key in seen:
             problems.append(f"{where}: {state.code} {inmate_id} appears twice")
         seen.add(key)
         if problems:
             continue
         values = {
+            "inmate_id": inmate_id,
             "first_name": row["first_name"],
             "last_name": row["last_name"],
             "first_key": fold(row["first_name"]),
@@ -392,7 +411,7 @@ def _import_inmates(
         }
         person = people.get(key)
         if person is None:
-            session.add(Inmate(state=state.code, inmate_id=inmate_id, **values))
+            session.add(Inmate(state=state.code, id_key=key[1], **values))
             report.people_added += 1
             continue
         events: list[tuple[str, str, str | None]] = []

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import phonenumbers
 from sqlalchemy import select, update
@@ -29,6 +30,7 @@ from bot.store.models import Account, InboundSms, OutboundSms, utcnow
 logger = logging.getLogger(__name__)
 
 SID = re.compile(r"[A-Za-z0-9_-]{2,64}")
+TWIML_DEADLINE = timedelta(seconds=15)  # Twilio stops waiting for the webhook's answer
 SHORT_CODE = re.compile(r"\d{3,8}")
 MAX_MEDIA = 10
 
@@ -115,34 +117,29 @@ def receive(rt: Runtime, inbound: Inbound) -> list[str] | None:
 
     Returns:
         The reply texts for this message (the same ones for a repeated ``MessageSid``), or
-        None when the turn could not be taken in time: the worker handles it and sends
-        the replies as new texts.
+        None when the replies go out as new texts instead: the turn could not be taken in
+        time, or a first copy of the message was answered that way.
     """
-    row_id, reply = record(rt, inbound)
-    if reply is not None:
-        return reply
+    row_id, done = record(rt, inbound)
+    if done:
+        return answer_of(rt, row_id)
     store = rt.conversations
     with store.lock(inbound.from_number, inbound.to_number, rt.settings.lock_wait_seconds) as got:
         if got:
             process_pending(rt, inbound.from_number, inbound.to_number)
     with rt.db.session() as session:
-        row = session.get(InboundSms, row_id)
-        assert row is not None
-        if row.processed_at is not None:
-            return list(row.reply or [])
-        if got:  # handled by nobody although we held the lock: should not happen
-            logger.error("inbound %s still pending after its turn", inbound.message_sid)
-        # Give up waiting: from now on its replies go out through the API.
+        # Give up waiting unless the turn was taken: its replies then go out through the API.
         result = session.execute(
             update(InboundSms)
             .where(InboundSms.id == row_id, InboundSms.processed_at.is_(None))
             .values(reply_via="api")
         )
-        claimed = getattr(result, "rowcount", 0)
+        handed_over = bool(getattr(result, "rowcount", 0))
         session.commit()
-        if not claimed:
-            session.refresh(row)
-            return list(row.reply or [])
+    if not handed_over:
+        return answer_of(rt, row_id)
+    if got:  # nobody handled it although we held the lock: should not happen
+        logger.error("inbound %s still pending after its turn", inbound.message_sid)
     from bot import jobs
 
     jobs.enqueue_pending(rt, inbound.from_number, inbound.to_number)
@@ -152,8 +149,20 @@ def receive(rt: Runtime, inbound: Inbound) -> list[str] | None:
     return None
 
 
-def record(rt: Runtime, inbound: Inbound) -> tuple[int, list[str] | None]:
-    """Write the text to SQL; for a repeat, find the first copy and its reply, if any."""
+def answer_of(rt: Runtime, row_id: int) -> list[str] | None:
+    """The TwiML replies of a handled text (None when they were sent as new texts)."""
+    with rt.db.session() as session:
+        row = session.get(InboundSms, row_id)
+        assert row is not None and row.processed_at is not None
+        return list(row.reply or []) if row.reply_via == "twiml" else None
+
+
+def record(rt: Runtime, inbound: Inbound) -> tuple[int, bool]:
+    """Write the text to SQL.
+
+    Returns:
+        The row id, and whether it was handled already (a repeated ``MessageSid``).
+    """
     with rt.db.session() as session:
         row = InboundSms(
             message_sid=inbound.message_sid,
@@ -165,14 +174,16 @@ def record(rt: Runtime, inbound: Inbound) -> tuple[int, list[str] | None]:
         session.add(row)
         try:
             session.commit()
-            return row.id, None
+            return row.id, False
         except IntegrityError:
             session.rollback()
         first = session.scalars(
             select(InboundSms).where(InboundSms.message_sid == inbound.message_sid)
         ).one()
+        if (first.from_number, first.to_number) != (inbound.from_number, inbound.to_number):
+            raise BadInbound("MessageSid was already used by another conversation")
         logger.info("repeated MessageSid %s", inbound.message_sid)
-        return first.id, (list(first.reply or []) if first.processed_at else None)
+        return first.id, first.processed_at is not None
 
 
 def process_pending(rt: Runtime, from_number: str, to_number: str) -> int:
@@ -213,9 +224,18 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> None:
         account = session.scalars(select(Account).where(Account.phone == row.from_number)).first()
         language = account.language if account else i18n.DEFAULT_LANGUAGE
         outcome = Outcome([i18n.text(language, "error.sorry")], keep=True)
-    via = session.scalars(
-        select(InboundSms.reply_via).where(InboundSms.id == row.id).with_for_update()
-    ).one()
+    now = utcnow()
+    # Mark it handled first: this write takes the row (and, on SQLite, the database) so a
+    # webhook giving up on the wait cannot change reply_via between our read and commit.
+    session.execute(
+        update(InboundSms)
+        .where(InboundSms.id == row.id, InboundSms.processed_at.is_(None))
+        .values(processed_at=now, reply=outcome.replies)
+    )
+    via = session.scalars(select(InboundSms.reply_via).where(InboundSms.id == row.id)).one()
+    if via == "twiml" and now - row.received_at > TWIML_DEADLINE:
+        via = "api"  # its webhook is long gone (a process died): answer by a new text
+        session.execute(update(InboundSms).where(InboundSms.id == row.id).values(reply_via=via))
     queued = []
     for i, body in enumerate(outcome.replies):
         out = OutboundSms(
@@ -223,14 +243,12 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> None:
             to_number=row.from_number,
             from_number=row.to_number,
             body=body,
-            kind="reply",
+            kind=outcome.kind,
             status="replied" if via == "twiml" else "queued",
             inbound_id=row.id,
         )
         session.add(out)
         queued.append(out)
-    row.reply = outcome.replies
-    row.processed_at = utcnow()
     session.commit()
     if outcome.clear:
         store.clear(row.from_number, row.to_number)
@@ -254,6 +272,8 @@ class Outcome:
     conversation: Conversation | None = None
     keep: bool = False
     clear: bool = False
+    # "reply", or "compliance" for the STOP and HELP answers, sent even to opted-out numbers
+    kind: str = "reply"
 
 
 def handle(
@@ -268,6 +288,11 @@ def handle(
     keyword = words.keyword(text)
     account = session.scalars(select(Account).where(Account.phone == row.from_number)).first()
 
+    if keyword == "help":
+        language = account.language if account else guess_language(text)
+        values = {"support": settings.support_contact}
+        return Outcome([i18n.text(language, "help", **values)], keep=True, kind="compliance")
+
     if account is not None and account.opted_out_at is not None:
         if keyword != "start" and words.simplify(text) != "yes":
             return Outcome([], keep=True)
@@ -277,18 +302,14 @@ def handle(
         turn.goto("menu" if account.consented else "onboarding")
         return Outcome(turn.replies, turn.conversation)
 
-    if keyword == "stop":
+    if keyword == "stop" or (keyword is None and words.is_opt_out(text)):
         if account is None:
             account = Account(phone=row.from_number)
             session.add(account)
         account.opted_out_at = utcnow()
         session.flush()
-        return Outcome([i18n.text(account.language, "stop.confirm")], clear=True)
-
-    if keyword == "help":
-        language = account.language if account else guess_language(text)
-        values = {"support": settings.support_contact}
-        return Outcome([i18n.text(language, "help", **values)], keep=True)
+        confirmation = i18n.text(account.language, "stop.confirm")
+        return Outcome([confirmation], clear=True, kind="compliance")
 
     first_contact = account is None
     if account is None:
@@ -315,8 +336,8 @@ def handle(
         if changed and not first_contact:
             turn.say("language.set")
         turn.flow().prompt(turn)
-    elif first_contact:
-        turn.flow().prompt(turn)
+    elif first_contact or not text.strip():
+        turn.flow().prompt(turn)  # nothing to read (a blank text, a photo alone): ask again
     elif keyword == "menu" and account.consented:
         turn.goto("menu")
     elif keyword == "back":

@@ -155,9 +155,12 @@ class Flow:
 
     def fire(self, turn: Turn, trigger: str) -> None:
         """Move the conversation along ``trigger``; the destination's prompt is said."""
+        event = self.machine.events.get(trigger)
         try:
-            self.machine.events[trigger].trigger(turn)
-        except (MachineError, KeyError):
+            if event is None:
+                raise MachineError(f"unknown trigger {trigger!r}")
+            event.trigger(turn)
+        except MachineError:
             logger.error("flow %s: no %r from step %s", self.name, trigger, turn.state)
             self.prompt(turn)
 

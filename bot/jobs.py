@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot import runtime
 from bot.runtime import Runtime
-from bot.store.models import Account, OutboundSms, utcnow
+from bot.store.models import Account, InboundSms, OutboundSms, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def send_sms(outbound_id: int) -> str:
         opted_out = session.scalar(
             select(Account.opted_out_at).where(Account.phone == out.to_number)
         )
-        if opted_out is not None:
+        if opted_out is not None and out.kind != "compliance":
             out.status = "suppressed"
             session.commit()
             return out.status
@@ -78,3 +78,23 @@ def handle_pending(from_number: str, to_number: str) -> int:
         if not got:
             raise RuntimeError(f"turn lock for {from_number} still busy; retry")
         return process_pending(rt, from_number, to_number)
+
+
+def sweep_stale(rt: Runtime) -> int:
+    """Queue the handling of texts no webhook finished with (a web process died).
+
+    Returns:
+        How many conversations were queued.
+    """
+    from bot.engine import TWIML_DEADLINE
+
+    cutoff = utcnow() - TWIML_DEADLINE
+    with rt.db.session() as session:
+        pairs = session.execute(
+            select(InboundSms.from_number, InboundSms.to_number)
+            .where(InboundSms.processed_at.is_(None), InboundSms.received_at < cutoff)
+            .distinct()
+        ).all()
+    for from_number, to_number in pairs:
+        enqueue_pending(rt, from_number, to_number)
+    return len(pairs)

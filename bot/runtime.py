@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ from redis import Redis
 from rq import Queue
 
 from bot.config import Settings
+from bot.exceptions import ConfigError
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
 from bot.transport import Sender, make_sender
@@ -20,36 +22,54 @@ QUEUE_NAME = "kinline"
 
 @dataclass
 class Runtime:
-    """Settings, SQL, Redis, the job queue and the SMS sender of one process."""
+    """Settings, SQL, Redis, the job queue and the SMS sender of one process.
+
+    Redis is connected on first use, so commands that need only SQL (the directory import,
+    migrations) run without it.
+    """
 
     settings: Settings
     db: Database
-    redis: Redis
-    conversations: ConversationStore
-    queue: Queue
     sender: Sender
+    redis_client: Redis | None = None
 
     @classmethod
     def create(cls, settings: Settings, sender: Sender | None = None) -> Runtime:
-        """Connect to what ``settings`` name. Nothing is contacted until first use."""
-        if not settings.redis_url:
-            raise RuntimeError(
-                "REDIS_URL is not set: start Kinline with `make run`, which provides one"
-            )
-        redis = Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
+        """Build the resources ``settings`` name. Nothing is contacted until first use."""
+        redis = None
+        if settings.redis_url:
+            redis = Redis.from_url(settings.redis_url, socket_timeout=10, health_check_interval=30)
         return cls(
             settings=settings,
             db=Database(settings.database_url),
-            redis=redis,
-            conversations=ConversationStore(redis, settings.conversation_idle_seconds),
-            queue=Queue(QUEUE_NAME, connection=redis),
             sender=sender or make_sender(settings),
+            redis_client=redis,
         )
+
+    @property
+    def redis(self) -> Redis:
+        """The Redis connection (conversation state, locks, jobs)."""
+        if self.redis_client is None:
+            raise ConfigError(
+                "REDIS_URL is not set: start Kinline with `make run`, which provides one"
+            )
+        return self.redis_client
+
+    @functools.cached_property
+    def conversations(self) -> ConversationStore:
+        """Where each person is in the conversation, and the turn locks."""
+        return ConversationStore(self.redis, self.settings.conversation_idle_seconds)
+
+    @functools.cached_property
+    def queue(self) -> Queue:
+        """The RQ queue jobs go to."""
+        return Queue(QUEUE_NAME, connection=self.redis)
 
     def close(self) -> None:
         """Release pooled connections."""
         self.db.dispose()
-        self.redis.close()
+        if self.redis_client is not None:
+            self.redis_client.close()
 
 
 _current: Runtime | None = None

@@ -40,6 +40,9 @@ YES_WORDS = frozenset(
     }
 )
 NO_WORDS = frozenset({"no", "n", "nope", "nah", "wrong", "not", "incorrecto", "no es"})
+AGREE_WORDS = frozenset({"agree", "i agree", "accept", "i accept", "acepto", "de acuerdo"})
+NO_MARKERS = frozenset({"no", "not", "nope", "wrong", "isnt", "isn", "nunca"})
+OPT_OUT_MARKERS = frozenset({"stop", "stopall", "unsubscribe", "optout"})
 
 NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -82,13 +85,38 @@ def keyword(text: str) -> str | None:
 
 
 def is_yes(text: str) -> bool:
-    """True for yes in any of its everyday forms (``Yes!``, `` y ``, ``sí``, ``ok``)."""
-    return simplify(text) in YES_WORDS
+    """True for yes in its everyday forms: ``Yes!``, `` y ``, ``sí``, ``Yes, that's him``.
+
+    A short reply counts when it starts with a yes word and has no no word in it.
+    """
+    word = simplify(text)
+    if word in YES_WORDS or word in AGREE_WORDS:
+        return True
+    parts = word.split()
+    return (
+        0 < len(parts) <= 6
+        and (parts[0] in YES_WORDS or parts[0] in AGREE_WORDS)
+        and not set(parts) & NO_MARKERS
+    )
 
 
 def is_no(text: str) -> bool:
-    """True for no (``no``, ``n``, ``nope``)."""
-    return simplify(text) in NO_WORDS
+    """True for no: ``no``, ``n``, ``nope``, ``No, that's not him``."""
+    word = simplify(text)
+    if word in NO_WORDS:
+        return True
+    parts = word.split()
+    return 0 < len(parts) <= 6 and parts[0] in NO_WORDS
+
+
+def is_opt_out(text: str) -> bool:
+    """True for a short text that asks us to stop in plain words: ``Stop texting me``.
+
+    The exact keywords are handled by ``keyword``; this catches the "reasonable means"
+    people use, so a request to stop is never read as an answer.
+    """
+    parts = simplify(text).split()
+    return 0 < len(parts) <= 6 and bool(set(parts) & OPT_OUT_MARKERS)
 
 
 def number(text: str) -> int | None:

@@ -126,7 +126,7 @@ def read_person(turn: Turn, text: str) -> str | None:
     """Digits are an ID (checked against the state's format); letters are a name."""
     state = chosen_state(turn)
     if directory.looks_like_id(text):
-        inmate_id = directory.normalize_id(text)
+        inmate_id = state.normalize_id(text)
         if not state.id_fits(inmate_id):
             turn.say(
                 "lookup.id_format",
@@ -191,16 +191,16 @@ def read_pick(turn: Turn, text: str) -> str | None:
             turn.ctx["pick"] = people[choice - offset - 1].id
             return "one"
         return "many"
-    if words.is_no(text):
-        return "many"
     if words.is_word(text, "more", "mas", "next", "siguiente"):
-        _, total = page(turn)
+        people, total = page(turn)
         if offset + PAGE_SIZE < total:
             turn.ctx["off"] = offset + PAGE_SIZE
-        else:
-            turn.say("lookup.no_more")
-        return "many"
-    if words.is_word(text, "new", "nuevo", "nueva", "otra", "otro", "again"):
+            return "many"
+        turn.say("lookup.no_more", first=offset + 1, last=offset + len(people))
+        return None
+    if words.is_no(text) or words.is_word(
+        text, "new", "nuevo", "nueva", "otra", "otro", "again", "none", "ninguno", "ninguna"
+    ):
         return "new"
     return read_person(turn, text)
 
@@ -230,7 +230,6 @@ def prompt_confirm(turn: Turn) -> None:
 def read_confirm(turn: Turn, text: str) -> str | None:
     """YES checks the facility and saves the person; NO searches again."""
     if words.is_no(text) or words.is_word(text, "new", "nuevo", "nueva"):
-        turn.say("lookup.search_again")
         return "new"
     if not words.is_yes(text):
         prompt_confirm(turn)
@@ -268,12 +267,12 @@ def save(turn: Turn, person: Inmate) -> None:
 
 def read_after(turn: Turn, text: str) -> str | None:
     """After a dead end: NEW searches again; an ID or a name is searched straight away."""
-    if words.is_word(text, "new", "nuevo", "nueva", "yes", "si"):
+    if words.is_word(text, "new", "nuevo", "nueva") or words.is_yes(text):
         return "new"
-    if directory.looks_like_id(text) or "," in text:
-        return read_person(turn, text)
-    turn.say("lookup.after")
-    return None
+    if words.is_no(text):
+        turn.say("lookup.after")
+        return None
+    return read_person(turn, text)
 
 
 FLOW = Flow(NAME, STEPS, TRANSITIONS, globals(), initial="ask_state")

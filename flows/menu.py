@@ -47,8 +47,9 @@ def chosen(turn: Turn) -> Contact | None:
 def prompt_main(turn: Turn) -> None:
     """List the saved people with a number each, then N to add one."""
     people = contacts(turn)
-    if not people:
+    if not people:  # nothing to choose from: straight to finding someone
         turn.say("menu.empty")
+        turn.goto("lookup", prompt=False)
         return
     lines = "\n".join(
         turn.t("menu.line", n=i, name=c.inmate.short_name, inmate_id=c.inmate.inmate_id)

@@ -19,7 +19,7 @@ VALUES = {
     "name": "Guadalupe Nuñez",
     "first": "Guadalupe",
     "inmate_id": "01876543",
-    "facility": "Mountain View Unit",
+    "facility": "Georgia Diagnostic and Classification Prison",  # the longest sample name
     "state": "Pennsylvania",
     "example": "01234567",
     "shape": "2 letters and 4 digits",
@@ -32,7 +32,7 @@ VALUES = {
     "lines": "1 Ana R. (#01234567)",
     "total": 9,
     "first_n": 6,
-    "last": 9,
+    "last": 10,
 }
 
 # Entries allowed more than one segment, and why.
@@ -48,7 +48,7 @@ def render(language: str, key: str) -> str:
     if key.startswith("lookup.matches"):
         values["first"] = VALUES["first_n"]
         values["lines"] = "\n".join(
-            f"{n} Guadalupe Nuñez #0187654{n}, Mountain View Unit" for n in range(6, 10)
+            f"{n} Guadalupe Nuñez #0187654{n}, {VALUES['facility']}" for n in range(6, 11)
         )
     return i18n.text(language, key, **values)
 
@@ -82,7 +82,7 @@ def test_english_entry_fits_one_segment(key):
     text = render("en", key)
     assert sms.encoding(text) == "GSM-7", f"{key} switches to UCS-2: {text!r}"
     if key in LONGER:
-        assert sms.segment_count(text) <= 3, key
+        assert sms.segment_count(text) <= 4, key
     else:
         assert sms.segment_count(text) == 1, f"{key} is {len(text)} characters: {text!r}"
 
@@ -90,7 +90,7 @@ def test_english_entry_fits_one_segment(key):
 @pytest.mark.parametrize("key", sorted(i18n.catalog("es")))
 def test_spanish_entry_stays_short(key):
     text = render("es", key)
-    assert sms.segment_count(text) <= 3, f"{key}: {text!r}"
+    assert sms.segment_count(text) <= (4 if key in LONGER else 3), f"{key}: {text!r}"
     assert not set(text) & set("\u2018\u2019\u201c\u201d\u2014\u2026\u00a0"), key
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.store.models import Account, Contact, InboundSms, OutboundSms
-from tests.conftest import account
+from tests.conftest import account, twiml_messages
 
 
 def consented(phone) -> None:
@@ -80,8 +80,8 @@ def test_lookup_by_name_with_several_matches_pages_and_picks(rt, phone, sample_d
     assert second_page.splitlines()[1].startswith("6 ")
     assert "Reply 6-9" in second_page
     assert "MORE" not in second_page
-    assert phone.text("no") == second_page  # not a name: the same choices again
-    assert phone.text("42") == second_page
+    assert phone.text("42") == second_page  # not on the list: the same choices again
+    assert phone.text("more") == "That is everyone we found. Reply 6-9, or NEW to search again."
     confirm = phone.text("8")
     assert confirm.startswith("Rosa Garcia #02310876 at Mountain View Unit, TX.")
     phone.text("yes")
@@ -226,11 +226,14 @@ def test_stop_then_silence_then_start(rt, phone, sample_directory):
     ]
     assert account(rt, phone.number).opted_out_at is not None
     assert phone.send("hello?") == []
-    assert phone.send("HELP") == []
     assert phone.send("stop") == []
+    assert phone.send("MENU") == []
+    # HELP is answered whatever the subscription (CTIA), and does not opt back in.
+    assert "STOP to end" in phone.text("HELP")
+    assert phone.send("hello?") == []
     back = phone.send("START")
     assert back[0].startswith("Kinline: welcome back")
-    assert back[1].startswith("No one is on your list yet")
+    assert back[1].startswith("No one is on your list yet. Which state")
     assert account(rt, phone.number).opted_out_at is None
 
 
@@ -258,7 +261,12 @@ def test_idle_expiry_lands_on_the_menu(rt, phone, sample_directory):
     consented(phone)
     phone.text("TX")
     rt.redis.flushdb()  # what an expired conversation looks like
-    assert phone.text("01234567").startswith("No one is on your list yet.")
+    assert phone.text("01234567").startswith("No one is on your list yet. Which state")
+    assert phone.text("TX").startswith("Texas: send")  # and the lookup goes on from there
+    phone.text("01234567")
+    phone.text("yes")
+    rt.redis.flushdb()
+    assert phone.text("Texas").startswith("Your list:\n1 Ana R. (#01234567)")
 
 
 def test_spanish_from_the_first_text(rt, phone, sample_directory):
@@ -333,3 +341,37 @@ def test_flow_machines_are_built_once_not_per_text(phone, sample_directory, monk
     phone.text("TX")
     phone.text("Garcia")
     assert phone.text("2").startswith("Carlos Garcia #01987342")
+
+
+def test_blank_text_or_photo_alone_gets_the_question_again(phone, sample_directory):
+    consented(phone)
+    media = {"MediaUrl0": "https://api.twilio.com/media/ME1", "MediaContentType0": "image/jpeg"}
+    form = phone.form("", NumMedia="1", **media)
+    response = phone.post(form)
+    assert response.status_code == 200
+    assert twiml_messages(response.data) == [
+        "Which state is your loved one in? Reply with the name or code, like Texas or TX."
+    ]
+    assert phone.text("   ").startswith("Which state is your loved one in?")
+
+
+def test_people_answer_in_their_own_words(rt, phone, sample_directory):
+    phone.text("Hi")
+    assert "Which state" in phone.text("I agree")
+    phone.text("TX")
+    phone.text("01234567")
+    assert phone.send("Yes that's her")[0].startswith("Saved: Ana Ruiz")
+    phone.text("N")
+    phone.text("TX")
+    assert phone.text("Ana Maria Ruiz").startswith("Found 2 in Texas")  # a middle name
+    assert phone.text("none").startswith("Texas: send")  # nobody on the list: search again
+    phone.text("00456789")
+    phone.text("sí, es él")
+    assert phone.text("brooks").startswith("Tamika Brooks #02345678")  # after a dead end
+
+
+def test_stop_in_plain_words_opts_out(rt, phone, sample_directory):
+    consented(phone)
+    assert "unsubscribed" in phone.text("Please stop texting me")
+    assert account(rt, phone.number).opted_out_at is not None
+    assert phone.send("Texas") == []

@@ -63,11 +63,37 @@ def test_every_state_example_fits_its_own_format():
 
 
 @pytest.mark.parametrize(
-    ("typed", "normal"),
-    [("#0123-4567", "01234567"), ("ab 1234", "AB1234"), ("TDCJ 01234567", "01234567")],
+    ("code", "typed", "normal"),
+    [
+        ("TX", "#0123-4567", "01234567"),
+        ("CA", "ab 1234", "AB1234"),
+        ("TX", "TDCJ 01234567", "01234567"),
+        ("TX", "ID# 98765", "98765"),
+        ("CA", "NO1234", "NO1234"),  # letters that are the ID itself are kept
+        ("PA", "ID1234", "ID1234"),
+    ],
 )
-def test_normalize_id(typed, normal):
-    assert directory.normalize_id(typed) == normal
+def test_normalize_id(code, typed, normal):
+    assert directory.states()[code].normalize_id(typed) == normal
+
+
+def test_leading_zeros_do_not_make_another_person(rt, app, sample_directory, tmp_path):
+    georgia = directory.states()["GA"]
+    with rt.db.session() as session:
+        assert directory.find_by_id(session, georgia, "0000998877").full_name == "Shanice Davis"
+    stripped = write(
+        tmp_path / "excel.csv",
+        directory.INMATE_COLUMNS,
+        [["TX", "1234567", "Ana", "Ruiz", "TX-MV", "active"]],  # a spreadsheet ate the 0
+    )
+    result = run_import(app, "--inmates", str(stripped))
+    assert result.exit_code == 0, result.output
+    assert "0 added, 1 updated, 1 transferred" in result.output
+    with rt.db.session() as session:
+        ruiz = session.scalars(
+            select(Inmate).where(Inmate.last_name == "Ruiz", Inmate.first_name == "Ana")
+        ).all()
+    assert sorted(p.facility_id for p in ruiz) == ["TX-MV", "TX-MV"]
 
 
 def test_fold_strips_accents_apostrophes_and_hyphens():
@@ -159,7 +185,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(rt, app, sample_direc
         assert ana.facility_id == "TX-HV"
 
 
-def test_bad_facility_rows_and_missing_columns(rt, app, tmp_path):
+def test_bad_facility_rows_and_missing_columns(rt, app, sample_directory, tmp_path):
     bad = write(
         tmp_path / "f.csv",
         directory.FACILITY_COLUMNS,
@@ -170,6 +196,14 @@ def test_bad_facility_rows_and_missing_columns(rt, app, tmp_path):
     assert "unknown timezone" in result.output
     assert "emessages must be yes or no" in result.output
     assert "mail_runs must be times" in result.output
+    twice = write(
+        tmp_path / "twice.csv",
+        directory.FACILITY_COLUMNS,
+        [["TX-HV", "CA", "Huntsville Unit", "America/Chicago", "yes", "yes", "no", "no", ""]] * 2,
+    )
+    result = run_import(app, "--facilities", str(twice))
+    assert "TX-HV appears twice" in result.output
+    assert "TX-HV is in TX; a facility cannot move to another state" in result.output
     short = write(tmp_path / "short.csv", ["facility_id", "state"], [["A", "TX"]])
     result = run_import(app, "--facilities", str(short))
     assert "missing columns" in result.output
@@ -190,3 +224,11 @@ def test_search_is_scoped_to_the_state(rt, sample_directory):
         pa = directory.find_by_id(session, directory.states()["PA"], "AB1234")
         ca = directory.find_by_id(session, directory.states()["CA"], "AB1234")
     assert pa.state == "PA" and ca.state == "CA" and pa.full_name != ca.full_name
+
+
+def test_models_and_migrations_agree(database_url):
+    from alembic import command
+
+    from bot.store.migrate import alembic_config
+
+    command.check(alembic_config(database_url))  # raises when a migration is missing

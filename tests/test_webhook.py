@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,7 @@ from twilio.request_validator import RequestValidator
 from bot.config import Settings
 from bot.exceptions import ConfigError
 from bot.runtime import Runtime
-from bot.store.models import Account, InboundSms, OutboundSms
+from bot.store.models import Account, Facility, InboundSms, OutboundSms
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, Phone, drain, twiml_messages
 from tests.twilio_sign import twilio_signature
 
@@ -154,40 +155,33 @@ def test_texts_sent_together_are_read_in_the_order_they_arrived(rt, phone, sampl
     phone.text("Hi")
     phone.text("YES")
     texts = ["Texas", "Ruiz, Ana", "2", "yes"]
-    barrier = threading.Barrier(len(texts))
-    errors: list[BaseException] = []
+    results: dict[str, list[str]] = {}
 
     def deliver(body: str) -> None:
-        try:
-            client = phone.client.application.test_client()
-            barrier.wait()
-            response = Phone(client, phone.number).post(phone.form(body))
-            assert response.status_code == 200
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
+        client = phone.client.application.test_client()
+        response = Phone(client, phone.number).post(phone.form(body))
+        results[body] = twiml_messages(response.data)
 
-    threads = [threading.Thread(target=deliver, args=(body,)) for body in texts]
-    for thread in threads:
-        thread.start()
+    def arrived() -> int:
+        return count(rt, InboundSms)
+
+    threads = []
+    # Hold the conversation as a slow turn would; the texts arrive one after another
+    # and all wait for it.
+    with rt.conversations.lock(phone.number, phone.to, wait=1):
+        for body in texts:
+            before = arrived()
+            thread = threading.Thread(target=deliver, args=(body,))
+            thread.start()
+            threads.append(thread)
+            while arrived() == before:
+                time.sleep(0.01)
     for thread in threads:
         thread.join()
-    assert not errors
-    with rt.db.session() as session:
-        rows = session.scalars(select(InboundSms).order_by(InboundSms.id)).all()[2:]
-    assert all(row.processed_at for row in rows)
-    # Whatever order they arrived in, each was read in the state its predecessor left.
-    order = [row.body for row in rows]
-    replies = {row.body: row.reply for row in rows}
-    assert len(order) == 4
-    first = replies[order[0]]
-    assert first, "the first text of the burst got an answer"
-    if order == texts:
-        assert replies["Texas"][0].startswith("Texas: send")
-        assert replies["Ruiz, Ana"][0].startswith("Found 2 in Texas")
-        assert replies["2"][0].startswith("Ana Ruiz #07654321")
-        assert replies["yes"][0].startswith("Saved: Ana Ruiz")
-    previous_processed = [row.processed_at for row in rows]
-    assert previous_processed == sorted(previous_processed)
+    assert results["Texas"][0].startswith("Texas: send")
+    assert results["Ruiz, Ana"][0].startswith("Found 2 in Texas")
+    assert results["2"][0].startswith("Ana Ruiz #07654321")
+    assert results["yes"][0].startswith("Saved: Ana Ruiz at Mountain View Unit")
 
 
 def test_busy_conversation_hands_the_text_to_the_worker(rt, app, phone, sample_directory):
@@ -244,6 +238,100 @@ def test_turn_that_fails_still_answers_and_keeps_the_text(rt, phone, sample_dire
         assert row.body == "YES" and row.processed_at is not None
 
 
-def test_runtime_refuses_to_start_without_redis(settings):
-    with pytest.raises(RuntimeError, match="REDIS_URL"):
-        Runtime.create(replace(settings, redis_url=None))
+def test_without_redis_sql_commands_work_and_redis_use_says_why(rt, tmp_path):
+    from webhooks import create_app
+
+    bare = Runtime.create(replace(rt.settings, redis_url=None))
+    app = create_app(runtime=bare)
+    result = app.test_cli_runner().invoke(
+        args=["directory", "import", "--facilities", "data/sample/facilities.csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert count(rt, Facility) > 0
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        bare.queue  # noqa: B018
+    assert app.test_client().get("/healthz").status_code == 503
+
+
+def test_repeat_of_a_text_answered_by_the_worker_is_not_answered_twice(rt, phone, sample_directory):
+    phone.text("Hi")
+    rt.settings = replace(rt.settings, lock_wait_seconds=0.2)
+    sid = "SM" + "c" * 32
+    with rt.conversations.lock(phone.number, phone.to, wait=1):
+        assert phone.send("YES", sid=sid) == []
+    drain(rt)
+    assert phone.send("YES", sid=sid) == []  # Twilio's retry: the answer went out already
+    with rt.db.session() as session:
+        sent = session.scalars(select(OutboundSms).where(OutboundSms.status == "sent")).all()
+    assert len(sent) == 1
+
+
+def test_stop_handled_by_the_worker_still_sends_its_one_confirmation(rt, phone):
+    phone.text("Hi")
+    rt.settings = replace(rt.settings, lock_wait_seconds=0.2)
+    with rt.conversations.lock(phone.number, phone.to, wait=1):
+        assert phone.send("STOP") == []
+    drain(rt)
+    with rt.db.session() as session:
+        out = session.scalars(select(OutboundSms).order_by(OutboundSms.id.desc())).first()
+    assert out.status == "sent" and "unsubscribed" in out.body
+
+
+def test_text_whose_webhook_died_is_answered_by_a_new_text(rt, phone, sample_directory):
+    from datetime import timedelta
+
+    from bot.store.models import utcnow
+
+    phone.text("Hi")
+    with rt.db.session() as session:  # a web process died right after recording this
+        session.add(
+            InboundSms(
+                message_sid="SM" + "d" * 32,
+                from_number=phone.number,
+                to_number=phone.to,
+                body="YES",
+                received_at=utcnow() - timedelta(minutes=2),
+            )
+        )
+        session.commit()
+    assert phone.text("Texas").startswith("Texas: send")  # read after the lost YES
+    drain(rt)
+    with rt.db.session() as session:
+        lost = session.scalars(
+            select(OutboundSms).where(OutboundSms.idempotency_key.startswith("reply:SMddd"))
+        ).one()
+    assert lost.status == "sent" and lost.body.startswith("Thank you. Which state")
+
+
+def test_message_sid_reused_by_another_number_is_refused(rt, phone, new_phone):
+    sid = "SM" + "e" * 32
+    phone.send("Hi", sid=sid)
+    other = new_phone("+13105550199")
+    response = other.post(other.form("Hi", sid=sid))
+    assert response.status_code == 400
+    assert count(rt, Account) == 1
+
+
+def test_worker_start_sweeps_texts_left_pending(rt, phone, sample_directory):
+    from datetime import timedelta
+
+    from bot import jobs
+    from bot.store.models import utcnow
+
+    phone.text("Hi")
+    with rt.db.session() as session:
+        session.add(
+            InboundSms(
+                message_sid="SM" + "f" * 32,
+                from_number=phone.number,
+                to_number=phone.to,
+                body="YES",
+                received_at=utcnow() - timedelta(minutes=5),
+            )
+        )
+        session.commit()
+    assert jobs.sweep_stale(rt) == 1
+    drain(rt)
+    with rt.db.session() as session:
+        out = session.scalars(select(OutboundSms).order_by(OutboundSms.id.desc())).first()
+    assert out.status == "sent" and out.body.startswith("Thank you. Which state")

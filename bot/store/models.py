@@ -108,13 +108,14 @@ class Inmate(Base):
 
     __tablename__ = "inmates"
     __table_args__ = (
-        UniqueConstraint("state", "inmate_id"),
+        UniqueConstraint("state", "id_key"),
         Index("ix_inmates_state_name", "state", "last_key", "first_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     state: Mapped[str] = mapped_column(String(2))
     inmate_id: Mapped[str] = mapped_column(String(20))
+    id_key: Mapped[str] = mapped_column(String(20))  # what IDs are matched on: no leading 0s
     first_name: Mapped[str] = mapped_column(String(80))
     last_name: Mapped[str] = mapped_column(String(80))
     first_key: Mapped[str] = mapped_column(String(80))

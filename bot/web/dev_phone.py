@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import Any
 
@@ -33,6 +34,16 @@ def _error(message: str, status: int = 400) -> tuple[dict[str, Any], int]:
     return {"error": message}, status
 
 
+@blueprint.before_request
+def local_only() -> tuple[dict[str, Any], int] | None:
+    """The dev phone reads any number's texts: it answers this machine only."""
+    try:
+        local = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        local = False
+    return None if local else _error("The dev phone answers only on this machine.", 404)
+
+
 @blueprint.get("")
 def page() -> str:
     """The phone page."""
@@ -46,7 +57,8 @@ def page() -> str:
 def send() -> tuple[dict[str, Any], int]:
     """Text the bot as ``from``: the same path as Twilio's webhook, without the signature."""
     token = request.headers.get("X-CSRF-Token", "")
-    if not token or not secrets.compare_digest(token, session.get("csrf", "")):
+    expected = str(session.get("csrf", ""))
+    if not token or not secrets.compare_digest(token.encode(), expected.encode()):
         return _error("The page expired: reload it and send again.", 403)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
@@ -56,10 +68,9 @@ def send() -> tuple[dict[str, Any], int]:
     form = {"MessageSid": sid, "From": str(data.get("from", "")), "To": settings.bot_number}
     form["Body"] = str(data.get("body", ""))
     try:
-        inbound = engine.parse_inbound(form, settings)
+        engine.receive(_runtime(), engine.parse_inbound(form, settings))
     except BadInbound as error:
         return _error(str(error).capitalize() + ".")
-    engine.receive(_runtime(), inbound)
     return {"ok": True, "sid": sid}, 200
 
 
@@ -72,6 +83,8 @@ def log() -> tuple[dict[str, Any], int]:
     try:
         after_in, after_out = (int(part) for part in request.args.get("after", "0:0").split(":"))
     except ValueError:
+        return _error("after must be the cursor from the last answer.")
+    if not (0 <= after_in < 2**62 and 0 <= after_out < 2**62):
         return _error("after must be the cursor from the last answer.")
     with _runtime().db.session() as db:
         inbound = db.scalars(

@@ -69,6 +69,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=2), nullable=False),
     sa.Column('inmate_id', sa.String(length=20), nullable=False),
+    sa.Column('id_key', sa.String(length=20), nullable=False),
     sa.Column('first_name', sa.String(length=80), nullable=False),
     sa.Column('last_name', sa.String(length=80), nullable=False),
     sa.Column('first_key', sa.String(length=80), nullable=False),
@@ -78,7 +79,7 @@ def upgrade() -> None:
     sa.Column('updated_at', bot.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['facility_id'], ['facilities.id'], name=op.f('fk_inmates_facility_id_facilities')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inmates')),
-    sa.UniqueConstraint('state', 'inmate_id', name=op.f('uq_inmates_state'))
+    sa.UniqueConstraint('state', 'id_key', name=op.f('uq_inmates_state'))
     )
     with op.batch_alter_table('inmates', schema=None) as batch_op:
         batch_op.create_index('ix_inmates_state_name', ['state', 'last_key', 'first_key'], unique=False)
