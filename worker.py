@@ -9,8 +9,8 @@ import logging
 
 from rq import Worker
 
-import bot.engine
-import bot.jobs  # noqa: F401
+import bot.engine  # noqa: F401  (flows load once, before the worker forks)
+import bot.jobs
 from bot import runtime
 from bot.config import Settings
 from bot.runtime import Runtime
