@@ -9,7 +9,7 @@ import logging
 
 from rq import Worker
 
-import bot.engine  # noqa: F401  (flows load once, before the worker forks)
+import bot.engine  # flows load once, before the worker forks
 import bot.jobs
 from bot import runtime
 from bot.config import Settings
