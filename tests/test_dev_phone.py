@@ -90,3 +90,16 @@ def test_opted_out_numbers_get_no_worker_texts(rt, phone):
         row = session.scalars(select(OutboundSms).where(OutboundSms.kind == "notification")).one()
     assert row.status == "suppressed" and row.provider_sid is None
     assert not notify.send_text(rt, phone.number, "menu.empty", "test:note:3")
+
+
+def test_dev_phone_and_unsigned_texts_are_for_this_machine_only(rt):
+    from webhooks import create_app
+
+    settings = replace(rt.settings, twilio_auth_token=None)
+    client = create_app(runtime=replace(rt, settings=settings)).test_client()
+    remote = {"REMOTE_ADDR": "203.0.113.9"}
+    assert client.get("/dev/phone", environ_base=remote).status_code == 404
+    form = {"MessageSid": "SM" + "1" * 32, "From": "+15125550100", "To": "+15005550006"}
+    form["Body"] = "Hi"
+    assert client.post("/sms/inbound", data=form, environ_base=remote).status_code == 403
+    assert client.post("/sms/inbound", data=form).status_code == 200

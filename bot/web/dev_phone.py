@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from typing import Any
 
@@ -13,6 +12,7 @@ from bot import engine
 from bot.exceptions import BadInbound
 from bot.runtime import Runtime
 from bot.store.models import InboundSms, OutboundSms
+from bot.web import is_local
 
 blueprint = Blueprint("dev_phone", __name__, url_prefix="/dev/phone", template_folder="templates")
 LOG_LIMIT = 200
@@ -37,11 +37,9 @@ def _error(message: str, status: int = 400) -> tuple[dict[str, Any], int]:
 @blueprint.before_request
 def local_only() -> tuple[dict[str, Any], int] | None:
     """The dev phone reads any number's texts: it answers this machine only."""
-    try:
-        local = ipaddress.ip_address(request.remote_addr or "").is_loopback
-    except ValueError:
-        local = False
-    return None if local else _error("The dev phone answers only on this machine.", 404)
+    if is_local(request.remote_addr):
+        return None
+    return _error("The dev phone answers only on this machine.", 404)
 
 
 @blueprint.get("")
