@@ -17,12 +17,12 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot import directory, engine
+from bot import directory, engine, payments
 from bot.config import Settings
 from bot.exceptions import BadInbound, ConfigError, DirectoryImportError
 from bot.runtime import Runtime
 from bot.transport import twilio_signature_ok
-from bot.web import is_local
+from bot.web import checkout, is_local
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_error_handler(OperationalError, unavailable)
     app.register_error_handler(redis.RedisError, unavailable)
     app.register_error_handler(ConfigError, unavailable)
+    app.add_url_rule("/payments/stripe/webhook", view_func=stripe_webhook, methods=["POST"])
+    app.register_blueprint(checkout.blueprint)
     if settings.console_mode:
         from bot.web.dev_phone import blueprint
 
@@ -120,6 +122,19 @@ def sms_inbound() -> Response:
     except BadInbound as error:
         return plain(f"Bad request: {error}", 400)
     return twiml(replies or [])
+
+
+def stripe_webhook() -> Response:
+    """Stripe's events: verified over the raw body, credited once, the rest ignored."""
+    rt = runtime()
+    if rt.settings.payments != "stripe":
+        return plain("Not found: Stripe payments are not enabled", 404)
+    payload = request.get_data()  # the raw body, before anything parses it
+    try:
+        event = payments.stripe_event(rt, payload, request.headers.get("Stripe-Signature"))
+    except ValueError as error:
+        return plain(f"Bad request: {error}", 400)
+    return plain(payments.handle_stripe_event(rt, event), 200)
 
 
 def http_error(error: HTTPException) -> Response:

@@ -71,6 +71,18 @@ class Settings:
     terms_version: str = "2026-11"
     support_contact: str = "help@kinline.org"
     max_inbound_chars: int = 5000
+    payments: str = "test"
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    media_dir: str = str(ROOT / "var" / "media")
+    max_media_bytes: int = 5 * 1024 * 1024
+    tally_delay_seconds: float = 4.0
+    chars_per_stamp: int = 6000
+    stamps_per_attachment: int = 1
+    max_stamps_per_message: int = 10
+    max_attachments: int = 5
+    link_ttl_seconds: int = 1800
 
     @property
     def console_mode(self) -> bool:
@@ -114,6 +126,18 @@ class Settings:
             terms_url=text("TERMS_URL") or cls.terms_url,
             terms_version=text("TERMS_VERSION") or cls.terms_version,
             support_contact=text("SUPPORT_CONTACT") or cls.support_contact,
+            payments=(text("PAYMENTS") or cls.payments).lower(),
+            stripe_secret_key=text("STRIPE_SECRET_KEY"),
+            stripe_webhook_secret=text("STRIPE_WEBHOOK_SECRET"),
+            stripe_api_base=text("STRIPE_API_BASE"),
+            media_dir=text("MEDIA_DIR") or cls.media_dir,
+            max_media_bytes=_int(env, "MAX_MEDIA_BYTES", cls.max_media_bytes),
+            tally_delay_seconds=_float(env, "TALLY_DELAY_SECONDS", cls.tally_delay_seconds),
+            chars_per_stamp=_int(env, "CHARS_PER_STAMP", cls.chars_per_stamp),
+            stamps_per_attachment=_int(env, "STAMPS_PER_ATTACHMENT", cls.stamps_per_attachment),
+            max_stamps_per_message=_int(env, "MAX_STAMPS_PER_MESSAGE", cls.max_stamps_per_message),
+            max_attachments=_int(env, "MAX_ATTACHMENTS", cls.max_attachments),
+            link_ttl_seconds=_int(env, "LINK_TTL_SECONDS", cls.link_ttl_seconds),
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -139,6 +163,22 @@ class Settings:
             raise ConfigError("CONVERSATION_IDLE_SECONDS must be at least 60")
         if self.trusted_proxies < 0:
             raise ConfigError("TRUSTED_PROXIES cannot be negative")
+        if self.payments not in ("test", "stripe"):
+            raise ConfigError("PAYMENTS must be test or stripe")
+        if self.payments == "stripe" and not (
+            self.stripe_secret_key and self.stripe_webhook_secret
+        ):
+            raise ConfigError("PAYMENTS=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+        for name in ("chars_per_stamp", "max_stamps_per_message", "max_media_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.upper()} must be at least 1")
+        for name in ("stamps_per_attachment", "max_attachments"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.upper()} cannot be negative")
+        if not 0 <= self.tally_delay_seconds <= 60:
+            raise ConfigError("TALLY_DELAY_SECONDS must be between 0 and 60")
+        if self.link_ttl_seconds < 60:
+            raise ConfigError("LINK_TTL_SECONDS must be at least 60")
         if not self.console_mode:
             missing = [
                 name

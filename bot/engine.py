@@ -22,10 +22,10 @@ import flows  # noqa: F401  (registers every flow)
 from bot import i18n, words
 from bot.config import Settings
 from bot.exceptions import BadInbound
-from bot.flow import REGISTRY, Turn
+from bot.flow import REGISTRY, Later, Turn
 from bot.runtime import Runtime
 from bot.store.conversations import Conversation
-from bot.store.models import Account, InboundSms, OutboundSms, utcnow
+from bot.store.models import Account, Draft, InboundSms, OutboundSms, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -254,11 +254,13 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> None:
         store.clear(row.from_number, row.to_number)
     elif outcome.conversation is not None:
         store.save(row.from_number, row.to_number, outcome.conversation)
-    if via != "twiml":
-        from bot import jobs
+    from bot import jobs
 
+    if via != "twiml":
         for out in queued:
             jobs.enqueue_sms(rt, out)
+    for later in outcome.later:
+        jobs.enqueue_later(rt, later)
 
 
 # --- one turn -------------------------------------------------------------------------
@@ -274,6 +276,7 @@ class Outcome:
     clear: bool = False
     # "reply", or "compliance" for the STOP and HELP answers, sent even to opted-out numbers
     kind: str = "reply"
+    later: list[Later] = field(default_factory=list)
 
 
 def handle(
@@ -317,18 +320,25 @@ def handle(
         session.add(account)
         session.flush()
 
+    resumed = False
     if not account.consented:
         conversation = Conversation("onboarding", "consent")
     elif (
-        saved is None
-        or saved.flow not in REGISTRY
-        or not REGISTRY[saved.flow].has_step(saved.state)
+        saved is not None and saved.flow in REGISTRY and REGISTRY[saved.flow].has_step(saved.state)
     ):
-        conversation = Conversation("menu", "main")
-        keyword = keyword or "menu"  # idle expiry (or an emptied Redis) lands on the menu
-    else:
         conversation = saved
-    turn = Turn(settings, session, account, conversation)
+    else:
+        # Idle expiry or an emptied Redis. A draft touched recently means they are still
+        # writing: the text goes on it. Otherwise they land on the menu.
+        conversation = Conversation("menu", "main")
+        draft = recent_draft(settings, session, account)
+        if draft is not None:
+            conversation = Conversation("compose", "writing", {"draft": draft.id})
+            resumed = True
+        else:
+            keyword = keyword or "menu"
+    turn = Turn(settings, session, account, conversation, inbound=row)
+    blank = not text.strip() and not (row.media and conversation.flow == "compose")
 
     if keyword in ("es", "en"):
         changed = account.language != keyword
@@ -336,10 +346,12 @@ def handle(
         if changed and not first_contact:
             turn.say("language.set")
         turn.flow().prompt(turn)
-    elif first_contact or not text.strip():
+    elif first_contact or blank:
         turn.flow().prompt(turn)  # nothing to read (a blank text, a photo alone): ask again
     elif keyword == "menu" and account.consented:
         turn.goto("menu")
+    elif keyword == "stamps" and account.consented:
+        turn.goto("stamps")
     elif keyword == "back":
         flow = turn.flow()
         if flow.can("back", turn.state):
@@ -349,9 +361,29 @@ def handle(
         else:
             flow.prompt(turn)
     else:
+        if resumed:
+            turn.say("compose.still_writing", first=draft_name(session, conversation))
         turn.flow().read(turn, text)
     session.flush()
-    return Outcome(turn.replies, turn.conversation)
+    return Outcome(turn.replies, turn.conversation, later=turn.jobs)
+
+
+def recent_draft(settings: Settings, session: Session, account: Account) -> Draft | None:
+    """An open draft written to within the idle window, if any."""
+    since = utcnow() - timedelta(seconds=settings.conversation_idle_seconds)
+    return session.scalars(
+        select(Draft)
+        .where(Draft.account_id == account.id, Draft.status == "open", Draft.updated_at >= since)
+        .order_by(Draft.updated_at.desc())
+        .limit(1)
+    ).first()
+
+
+def draft_name(session: Session, conversation: Conversation) -> str:
+    """The first name of the person a resumed draft is for."""
+    draft = session.get(Draft, conversation.ctx["draft"])
+    assert draft is not None
+    return draft.inmate.first_name
 
 
 SPANISH_HINTS = frozenset({"hola", "buenas", "buenos dias", "buenas tardes", "espanol", "es", "si"})

@@ -19,7 +19,7 @@ from transitions import EventData, Machine, MachineError
 from bot import i18n
 from bot.config import Settings
 from bot.store.conversations import Conversation
-from bot.store.models import Account
+from bot.store.models import Account, InboundSms
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,16 @@ Prompt = Callable[["Turn"], None]
 Read = Callable[["Turn", str], str | None]
 
 REGISTRY: dict[str, Flow] = {}
+
+
+@dataclass(frozen=True)
+class Later:
+    """A job to queue once the turn is committed (flows never talk to RQ themselves)."""
+
+    job: str
+    args: tuple[Any, ...]
+    delay: float = 0.0
+    job_id: str | None = None
 
 
 @dataclass
@@ -37,7 +47,13 @@ class Turn:
     session: Session
     account: Account
     conversation: Conversation
+    inbound: InboundSms | None = None
     replies: list[str] = field(default_factory=list)
+    jobs: list[Later] = field(default_factory=list)
+
+    def later(self, job: str, *args: Any, delay: float = 0.0, job_id: str | None = None) -> None:
+        """Queue ``job`` (a name in ``bot.jobs.LATER``) after this turn commits."""
+        self.jobs.append(Later(job, args, delay, job_id))
 
     @property
     def state(self) -> str:
@@ -66,10 +82,17 @@ class Turn:
         """Queue a catalog text as a reply."""
         self.replies.append(self.t(key, **values))
 
-    def goto(self, flow: str, state: str | None = None, *, prompt: bool = True) -> None:
+    def goto(
+        self,
+        flow: str,
+        state: str | None = None,
+        *,
+        prompt: bool = True,
+        ctx: dict[str, Any] | None = None,
+    ) -> None:
         """Leave the current flow for ``flow`` (at ``state`` or its start) and prompt there."""
         target = REGISTRY[flow]
-        self.conversation = Conversation(flow=flow, state=state or target.initial, ctx={})
+        self.conversation = Conversation(flow=flow, state=state or target.initial, ctx=ctx or {})
         if prompt:
             target.prompt(self)
 

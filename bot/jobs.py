@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
-from rq import Retry
+from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 
-from bot import runtime
+from bot import i18n, media, runtime, stamps, wording
+from bot.flow import Later
 from bot.runtime import Runtime
-from bot.store.models import Account, InboundSms, OutboundSms, utcnow
+from bot.store.models import (
+    Account,
+    Attachment,
+    Draft,
+    InboundSms,
+    Message,
+    OutboundSms,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
+
+
+def enqueue_later(rt: Runtime, later: Later) -> None:
+    """Queue a job a turn asked for, now or after its delay; a repeated job id is refused."""
+    function = LATER[later.job]
+    options: dict[str, Any] = {"job_id": later.job_id, "unique": bool(later.job_id)}
+    if later.job in RETRIED:
+        options["retry"] = RETRIED[later.job]
+    try:
+        if later.delay:
+            rt.queue.enqueue_in(timedelta(seconds=later.delay), function, *later.args, **options)
+        else:
+            rt.queue.enqueue(function, *later.args, **options)
+    except DuplicateJobError:
+        logger.info("job %s already queued", later.job_id)
 
 
 def enqueue_sms(rt: Runtime, out: OutboundSms) -> None:
@@ -98,3 +125,110 @@ def sweep_stale(rt: Runtime) -> int:
     for from_number, to_number in pairs:
         enqueue_pending(rt, from_number, to_number)
     return len(pairs)
+
+
+def tally(draft_id: int, fragment: int) -> str:
+    """Text what a draft holds and costs, unless another text arrived since (debounce).
+
+    Each fragment schedules one tally a few seconds later; only the one scheduled by the
+    newest fragment finds its number still current, so a burst of texts gets one tally.
+    """
+    from bot import notify
+
+    rt = runtime.current()
+    with rt.db.session() as session:
+        draft = session.get(Draft, draft_id)
+        if draft is None or draft.status != "open" or draft.fragments != fragment:
+            return "stale"
+        account = session.get(Account, draft.account_id)
+        assert account is not None
+        attachments = [a for a in draft.attachments if a.status in ("pending", "stored")]
+        if not draft.body and not attachments:
+            return "empty"  # nothing kept (a refused photo alone): the refusal said enough
+        need = stamps.cost(rt.settings, len(draft.body), len(attachments))
+        body = i18n.text(
+            account.language,
+            "compose.tally",
+            size=wording.size(account.language, len(draft.body), attachments),
+            stamps=wording.stamp_count(account.language, need),
+        )
+        out = notify.queue_text(session, rt, account, body, f"tally:{draft.id}:{fragment}")
+        session.commit()
+    if out is not None:
+        enqueue_sms(rt, out)
+    return "sent"
+
+
+def fetch_media(attachment_id: int) -> str:
+    """Download an MMS attachment, check what it really is, and store it.
+
+    Returns:
+        The attachment's status afterwards.
+    """
+    from bot import notify
+
+    rt = runtime.current()
+    with rt.db.session() as session:
+        attachment = session.get(Attachment, attachment_id)
+        if attachment is None or attachment.status != "pending":
+            return attachment.status if attachment else "missing"
+        url = attachment.source_url
+    try:
+        fetched = media.fetch(rt.settings, url)
+    except Exception:
+        job = get_current_job()
+        if job is not None and job.retries_left:
+            raise
+        fetched = media.Fetched(None, None, "unreachable")
+    with rt.db.session() as session:
+        attachment = session.get(Attachment, attachment_id)
+        assert attachment is not None
+        facility = attachment.draft.inmate.facility
+        reason = fetched.reason
+        if reason is None and fetched.content_type:
+            reason = media.refusal(facility, fetched.content_type)
+        if reason is None and fetched.data is not None and fetched.content_type:
+            extension = media.PHOTO_TYPES.get(fetched.content_type) or media.VIDEO_TYPES.get(
+                fetched.content_type, "bin"
+            )
+            key = f"{attachment.draft_id}/{attachment.id}.{extension}"
+            media.LocalStorage(rt.settings.media_dir).save(key, fetched.data)
+            attachment.status = "stored"
+            attachment.storage_key = key
+            attachment.size_bytes = len(fetched.data)
+            attachment.content_type = fetched.content_type
+            session.commit()
+            return attachment.status
+        attachment.status = "refused"
+        attachment.reason = reason
+        account = session.get(Account, attachment.draft.account_id)
+        assert account is not None and reason is not None
+        body = i18n.text(
+            account.language,
+            "compose.media.refused",
+            reason=i18n.text(account.language, f"media.reason.{reason}"),
+        )
+        out = notify.queue_text(session, rt, account, body, f"media-refused:{attachment.id}")
+        session.commit()
+    if out is not None:
+        enqueue_sms(rt, out)
+    return "refused"
+
+
+def submit_message(message_id: int) -> str:
+    """Hand a queued message to the facility's review (the delivery providers do this)."""
+    rt = runtime.current()
+    with rt.db.session() as session:
+        message = session.get(Message, message_id)
+        if message is None:
+            return "missing"
+        logger.info("message %s (%s) is queued for delivery", message.ref, message.status)
+        return message.status
+
+
+LATER: dict[str, Callable[..., Any]] = {
+    "tally": tally,
+    "fetch_media": fetch_media,
+    "submit_message": submit_message,
+}
+RETRIED = {"fetch_media": Retry(max=3, interval=[5, 30, 120])}

@@ -6,12 +6,49 @@ import logging
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot import i18n, jobs
 from bot.runtime import Runtime
 from bot.store.models import Account, OutboundSms
 
 logger = logging.getLogger(__name__)
+
+
+def queue_text(
+    session: Session,
+    rt: Runtime,
+    account: Account,
+    body: str,
+    idempotency_key: str,
+    from_number: str | None = None,
+) -> OutboundSms | None:
+    """Add an outbound text in the caller's transaction, once per ``idempotency_key``.
+
+    The caller commits, then passes the row to ``jobs.enqueue_sms``.
+
+    Returns:
+        The new row, or None when the key was used before or the number opted out.
+    """
+    if account.opted_out_at is not None:
+        return None
+    exists = session.scalar(
+        select(OutboundSms.id).where(OutboundSms.idempotency_key == idempotency_key)
+    )
+    if exists is not None:
+        logger.info("text %s already queued", idempotency_key)
+        return None
+    out = OutboundSms(
+        idempotency_key=idempotency_key,
+        to_number=account.phone,
+        from_number=from_number or rt.settings.bot_number,
+        body=body,
+        kind="notification",
+        status="queued",
+    )
+    session.add(out)
+    session.flush()
+    return out
 
 
 def send_text(rt: Runtime, phone: str, key: str, idempotency_key: str, **values: object) -> bool:
@@ -29,22 +66,16 @@ def send_text(rt: Runtime, phone: str, key: str, idempotency_key: str, **values:
     """
     with rt.db.session() as session:
         account = session.scalars(select(Account).where(Account.phone == phone)).first()
-        if account is None or account.opted_out_at is not None:
+        if account is None:
             return False
-        out = OutboundSms(
-            idempotency_key=idempotency_key,
-            to_number=phone,
-            from_number=rt.settings.bot_number,
-            body=i18n.text(account.language, key, **values),
-            kind="notification",
-            status="queued",
-        )
-        session.add(out)
+        body = i18n.text(account.language, key, **values)
+        out = queue_text(session, rt, account, body, idempotency_key)
+        if out is None:
+            return False
         try:
             session.commit()
-        except IntegrityError:
+        except IntegrityError:  # the same key, committed by someone else meanwhile
             session.rollback()
-            logger.info("text %s already queued", idempotency_key)
             return False
     jobs.enqueue_sms(rt, out)
     return True

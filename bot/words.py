@@ -14,6 +14,7 @@ MENU_WORDS = frozenset({"menu"})
 BACK_WORDS = frozenset({"back", "atras", "volver", "regresar"})
 SPANISH_WORDS = frozenset({"es", "espanol", "spanish", "en espanol"})
 ENGLISH_WORDS = frozenset({"en", "english", "ingles", "en ingles"})
+STAMPS_WORDS = frozenset({"stamps", "stamp", "estampillas", "estampilla", "sellos"})
 
 YES_WORDS = frozenset(
     {
@@ -64,7 +65,8 @@ def keyword(text: str) -> str | None:
     """The global keyword a whole message is, if any.
 
     Returns:
-        One of ``stop``, ``start``, ``help``, ``menu``, ``back``, ``es``, ``en``, or None.
+        One of ``stop``, ``start``, ``help``, ``menu``, ``back``, ``es``, ``en``,
+        ``stamps``, or None.
     """
     word = simplify(text)
     if len(word) > 20:
@@ -78,6 +80,7 @@ def keyword(text: str) -> str | None:
         ("back", BACK_WORDS),
         ("es", SPANISH_WORDS),
         ("en", ENGLISH_WORDS),
+        ("stamps", STAMPS_WORDS),
     ):
         if word in group:
             return name

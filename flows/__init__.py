@@ -1,5 +1,5 @@
 """Conversation flows, one module each. Importing this package registers them all."""
 
-from flows import lookup, menu, onboarding
+from flows import compose, lookup, menu, onboarding, stamps
 
-__all__ = ["lookup", "menu", "onboarding"]
+__all__ = ["compose", "lookup", "menu", "onboarding", "stamps"]

@@ -1,29 +1,32 @@
-"""The menu: the people on the account's list, and adding or removing one."""
+"""The menu: write to someone on the list, add or remove a person, stamps."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
 from bot import words
-from bot.directory import states
 from bot.flow import Flow, Step, Turn
-from bot.store.models import Contact, utcnow
+from bot.store.models import Contact, Draft, utcnow
 
 NAME = "menu"
 
 STEPS = {
     "main": Step(prompt="prompt_main", read="read_main"),
-    "person": Step(prompt="prompt_person", read="read_person"),
+    "pick_remove": Step(prompt="prompt_pick_remove", read="read_pick_remove"),
     "remove": Step(prompt="prompt_remove", read="read_remove"),
 }
 
 TRANSITIONS: list[tuple[str, str | list[str], str]] = [
-    # trigger    source                 destination
-    ("open",     "main",                "person"),
-    ("remove",   "person",              "remove"),
-    ("done",     ["person", "remove"],  "main"),
-    ("back",     ["person", "remove"],  "main"),
+    # trigger     source                       destination
+    ("remove",    "main",                      "pick_remove"),
+    ("picked",    "pick_remove",               "remove"),
+    ("done",      ["pick_remove", "remove"],   "main"),
+    ("back",      ["pick_remove", "remove"],   "main"),
 ]  # fmt: skip
+
+ADD_WORDS = ("n", "add", "new", "nuevo", "nueva", "agregar", "anadir")
+REMOVE_WORDS = ("r", "remove", "delete", "quitar", "borrar", "eliminar")
+STAMP_WORDS = ("s", "stamps", "stamp", "estampillas", "sellos", "buy", "comprar")
 
 
 def contacts(turn: Turn) -> list[Contact]:
@@ -37,7 +40,7 @@ def contacts(turn: Turn) -> list[Contact]:
 
 
 def chosen(turn: Turn) -> Contact | None:
-    """The contact the person opened, if it is still on their list."""
+    """The contact picked for removal, if it is still on their list."""
     contact = turn.session.get(Contact, turn.ctx.get("contact", 0))
     if contact is None or contact.account_id != turn.account.id or contact.removed_at:
         return None
@@ -45,57 +48,71 @@ def chosen(turn: Turn) -> Contact | None:
 
 
 def prompt_main(turn: Turn) -> None:
-    """List the saved people with a number each, then N to add one."""
+    """Number each saved person to write to, then add, remove and stamps."""
     people = contacts(turn)
     if not people:  # nothing to choose from: straight to finding someone
         turn.say("menu.empty")
         turn.goto("lookup", prompt=False)
         return
+    drafts = set(
+        turn.session.scalars(
+            select(Draft.inmate_pk).where(
+                Draft.account_id == turn.account.id, Draft.status == "open", Draft.body != ""
+            )
+        )
+    )
     lines = "\n".join(
-        turn.t("menu.line", n=i, name=c.inmate.short_name, inmate_id=c.inmate.inmate_id)
+        turn.t(
+            "menu.line_draft" if c.inmate_pk in drafts else "menu.line",
+            n=i,
+            name=c.inmate.short_name,
+            inmate_id=c.inmate.inmate_id,
+        )
         for i, c in enumerate(people, start=1)
     )
     turn.say("menu.list", lines=lines)
 
 
 def read_main(turn: Turn, text: str) -> str | None:
-    """A number opens that person; N (or ADD, NEW) starts a lookup."""
-    if words.is_word(text, "n", "add", "new", "nuevo", "nueva", "agregar", "anadir"):
+    """A number writes to that person; N adds one, R removes one, S is for stamps."""
+    from flows import compose
+
+    if words.is_word(text, *ADD_WORDS):
         turn.goto("lookup")
         return None
+    if words.is_word(text, *STAMP_WORDS):
+        turn.goto("stamps")
+        return None
     people = contacts(turn)
+    if words.is_word(text, *REMOVE_WORDS) and people:
+        return "remove"
     choice = words.number(text)
     if choice is not None and 1 <= choice <= len(people):
-        turn.ctx["contact"] = people[choice - 1].id
-        return "open"
+        compose.start(turn, people[choice - 1].inmate)
+        return None
     prompt_main(turn)
     return None
 
 
-def prompt_person(turn: Turn) -> None:
-    """Show who the person is and where, with what they can do."""
-    contact = chosen(turn)
-    if contact is None:
+def prompt_pick_remove(turn: Turn) -> None:
+    """Ask which person to take off the list."""
+    people = contacts(turn)
+    if not people:
         prompt_main(turn)
         return
-    inmate = contact.inmate
-    turn.say(
-        "menu.person",
-        name=inmate.full_name,
-        first=inmate.first_name,
-        inmate_id=inmate.inmate_id,
-        facility=inmate.facility.name,
-        state=states()[inmate.state].display_name(turn.lang),
-    )
+    turn.say("menu.pick_remove", last=len(people))
 
 
-def read_person(turn: Turn, text: str) -> str | None:
-    """REMOVE asks to confirm; anything else shows the card again."""
-    if chosen(turn) is None:
+def read_pick_remove(turn: Turn, text: str) -> str | None:
+    """A number picks who to remove."""
+    people = contacts(turn)
+    choice = words.number(text)
+    if choice is not None and 1 <= choice <= len(people):
+        turn.ctx["contact"] = people[choice - 1].id
+        return "picked"
+    if words.is_no(text):
         return "done"
-    if words.is_word(text, "remove", "delete", "r", "quitar", "borrar", "eliminar"):
-        return "remove"
-    prompt_person(turn)
+    prompt_pick_remove(turn)
     return None
 
 

@@ -15,7 +15,7 @@ import os
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +30,7 @@ from bot.config import Settings, sqlalchemy_url
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import Account, Base
+from tests.fakes import FakeStripe, FakeTwilioMedia
 from tests.twilio_sign import twilio_signature
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,10 +127,11 @@ def _empty_tables(db: Database) -> None:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str) -> Settings:
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
     """Console mode (no Twilio account), but every inbound webhook must be signed."""
     return Settings.from_env(
         {},
+        media_dir=str(tmp_path / "media"),
         database_url=database_url,
         redis_url=redis_url,
         public_base_url=PUBLIC_BASE_URL,
@@ -180,9 +182,22 @@ def client(app: Any) -> Any:
     return app.test_client()
 
 
-def drain(rt: runtime.Runtime) -> None:
-    """Run every queued job to completion in this process, as a worker would."""
-    SimpleWorker([rt.queue], connection=rt.redis).work(burst=True)
+def drain(rt: runtime.Runtime, scheduled: bool = True) -> None:
+    """Run every queued job to completion in this process, as a worker would.
+
+    With ``scheduled``, jobs scheduled for later (the tally after a pause) are due now.
+    """
+    for _ in range(5):
+        if scheduled:
+            registry = rt.queue.scheduled_job_registry
+            for job_id in registry.get_job_ids():
+                job = rt.queue.fetch_job(job_id)
+                registry.remove(job_id)
+                if job is not None:
+                    rt.queue.enqueue_job(job)
+        SimpleWorker([rt.queue], connection=rt.redis).work(burst=True)
+        if not (scheduled and rt.queue.scheduled_job_registry.get_job_ids()):
+            return
 
 
 # --- a phone that texts like Twilio ---------------------------------------------------
@@ -258,3 +273,33 @@ def account(rt: runtime.Runtime, number: str) -> Account | None:
     """The account row for a number, if any."""
     with rt.db.session() as session:
         return session.scalars(select(Account).where(Account.phone == number)).first()
+
+
+@pytest.fixture
+def media_server() -> Iterator[FakeTwilioMedia]:
+    """Twilio's media URLs, served locally."""
+    with FakeTwilioMedia().running() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def fake_stripe() -> Iterator[FakeStripe]:
+    """Stripe's API, served locally."""
+    with FakeStripe().running() as server:
+        yield server  # type: ignore[misc]
+
+
+STRIPE_WEBHOOK_SECRET = "whsec_test_kinline"
+
+
+@pytest.fixture
+def stripe_rt(rt: runtime.Runtime, fake_stripe: FakeStripe) -> runtime.Runtime:
+    """The test runtime with payments through (the fake) Stripe."""
+    rt.settings = replace(
+        rt.settings,
+        payments="stripe",
+        stripe_secret_key=fake_stripe.api_key,
+        stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
+        stripe_api_base=fake_stripe.url,
+    )
+    return rt

@@ -56,7 +56,7 @@ def test_lookup_by_id_confirms_and_saves_the_person(rt, phone, sample_directory)
     )
     saved = phone.send("y")
     assert saved[0] == "Saved: Ana Ruiz at Huntsville Unit is on your list."
-    assert "1 Ana R. (#01234567)" in saved[1]
+    assert "1 Write to Ana R. (#01234567)" in saved[1]
     assert saved_ids(rt, phone.number) == ["01234567"]
 
 
@@ -178,11 +178,9 @@ def test_several_contacts_and_removal(rt, phone, sample_directory):
     phone.text("CA")
     phone.text("AB1234")
     menu = phone.send("yes")[1]
-    assert "1 Ana R. (#01234567)" in menu and "2 Luis G. (#AB1234)" in menu
-    card = phone.text("2")
-    assert card.startswith("Luis Gomez #AB1234 at San Quentin")
-    assert "REMOVE" in card
-    assert phone.text("remove") == "Take Luis Gomez #AB1234 off your list? Reply YES or NO."
+    assert "1 Write to Ana R. (#01234567)" in menu and "2 Write to Luis G. (#AB1234)" in menu
+    assert phone.text("R") == "Who should come off your list? Reply 1-2, or MENU."
+    assert phone.text("2") == "Take Luis Gomez #AB1234 off your list? Reply YES or NO."
     done = phone.send("yes")
     assert done[0] == "Done: Luis Gomez is off your list."
     assert "#AB1234" not in done[1]
@@ -266,7 +264,7 @@ def test_idle_expiry_lands_on_the_menu(rt, phone, sample_directory):
     phone.text("01234567")
     phone.text("yes")
     rt.redis.flushdb()
-    assert phone.text("Texas").startswith("Your list:\n1 Ana R. (#01234567)")
+    assert phone.text("Texas").startswith("Your list:\n1 Write to Ana R. (#01234567)")
 
 
 def test_spanish_from_the_first_text(rt, phone, sample_directory):

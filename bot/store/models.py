@@ -213,3 +213,138 @@ class OutboundSms(Base):
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_sms.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- compose, stamps and payments ---------------------------------------------------
+
+
+class Draft(Base):
+    """A message being written: every text is appended here, so nothing typed is lost."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (Index("ix_drafts_account_status", "account_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    inmate_pk: Mapped[int] = mapped_column(ForeignKey("inmates.id"))
+    body: Mapped[str] = mapped_column(Text, default="")
+    fragments: Mapped[int] = mapped_column(default=0)
+    last_fragment_chars: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open, sent, discarded
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    inmate: Mapped[Inmate] = relationship(lazy="joined")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="draft", order_by="Attachment.id"
+    )
+
+
+class Attachment(Base):
+    """A photo or video sent by MMS, fetched by a worker and kept in media storage."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    source_key: Mapped[str] = mapped_column(String(80), unique=True)  # MessageSid:index
+    source_url: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(10))  # photo, video
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # stored, refused, failed
+    storage_key: Mapped[str | None] = mapped_column(String(200))
+    size_bytes: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    draft: Mapped[Draft] = relationship(back_populates="attachments")
+
+
+class Message(Base):
+    """A message paid for and sent for review; ``ref`` is what the family quotes."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(8), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    inmate_pk: Mapped[int] = mapped_column(ForeignKey("inmates.id"))
+    facility_id: Mapped[str] = mapped_column(ForeignKey("facilities.id"))
+    state: Mapped[str] = mapped_column(String(2))
+    body: Mapped[str] = mapped_column(Text)
+    stamps: Mapped[int]
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    inmate: Mapped[Inmate] = relationship(lazy="joined")
+    attachments: Mapped[list[Attachment]] = relationship(
+        primaryjoin="Message.id == Attachment.message_id", order_by="Attachment.id", viewonly=True
+    )
+
+
+class MessageEvent(Base):
+    """One step in a message's life, with when and why."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LedgerEntry(Base):
+    """One movement of stamps. The balance is the sum; rows are never changed."""
+
+    __tablename__ = "stamp_ledger"
+    __table_args__ = (Index("ix_stamp_ledger_wallet", "account_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    state: Mapped[str] = mapped_column(String(2))
+    delta: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(12))  # purchase, debit, refund, grant
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Purchase(Base):
+    """A bundle of stamps offered through a link, and paid (or not)."""
+
+    __tablename__ = "purchases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    state: Mapped[str] = mapped_column(String(2))
+    stamps: Mapped[int]
+    amount_cents: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3), default="usd")
+    nonce: Mapped[str] = mapped_column(String(32), unique=True)
+    provider: Mapped[str] = mapped_column(String(12))
+    provider_ref: Mapped[str | None] = mapped_column(String(255), unique=True)
+    checkout_url: Mapped[str | None] = mapped_column(Text)
+    draft_id: Mapped[int | None] = mapped_column(ForeignKey("drafts.id"))
+    to_number: Mapped[str | None] = mapped_column(String(20))  # our number they texted
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # paid
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+
+
+class PaymentEvent(Base):
+    """A payment provider's event, kept so a replayed webhook changes nothing."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(12))
+    event_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,41 @@
+"""Phrases built from catalog entries: counts, sizes, wallets (with singular and plural)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bot import i18n
+from bot.directory import states
+
+
+class HasKind(Protocol):
+    """Anything with a media ``kind`` (``photo`` or ``video``)."""
+
+    kind: str
+
+
+def count(language: str, key: str, n: int, **values: object) -> str:
+    """Render ``key.one`` for 1 and ``key.other`` otherwise, with ``n`` filled in."""
+    return i18n.text(language, f"{key}.{'one' if n == 1 else 'other'}", n=f"{n:,}", **values)
+
+
+def stamp_count(language: str, n: int) -> str:
+    """``1 stamp`` / ``3 stamps``."""
+    return count(language, "stamps.n", n)
+
+
+def wallet(language: str, state: str, n: int) -> str:
+    """``4 Texas stamps``, ``1 estampilla de Texas``."""
+    return count(language, "stamps.state", n, state=states()[state].display_name(language))
+
+
+def size(language: str, chars: int, attachments: Sequence[HasKind]) -> str:
+    """``7,412 characters and 1 photo``."""
+    text = count(language, "compose.chars", chars)
+    photos = sum(1 for a in attachments if a.kind == "photo")
+    videos = len(attachments) - photos
+    for key, n in (("compose.photos", photos), ("compose.videos", videos)):
+        if n:
+            text = i18n.text(language, "compose.and", first=text, second=count(language, key, n))
+    return text

@@ -1,0 +1,317 @@
+"""Buying stamps through a link (Stripe, or the test checkout) and sending the message."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import stamps
+from bot.store.models import (
+    Attachment,
+    LedgerEntry,
+    Message,
+    MessageEvent,
+    PaymentEvent,
+    Purchase,
+)
+from tests.conftest import PUBLIC_BASE_URL, STRIPE_WEBHOOK_SECRET, drain
+from tests.fakes import JPEG, stripe_signature
+from tests.test_compose import mms, ready_to_write, worker_texts
+
+LINK = re.compile(re.escape(PUBLIC_BASE_URL) + r"(/buy/[A-Za-z0-9_.\-]+)")
+
+
+def write_three_texts_and_a_photo(rt, phone, media_server) -> None:
+    ready_to_write(phone)
+    phone.text("1")
+    phone.send("Hi mom, it's me. I got your letter.")
+    phone.send("The garden is blooming and the kids say hi.")
+    phone.send("We will visit next month.")
+    mms(phone, "", media_server.add("ME1", JPEG, "image/jpeg"), "image/jpeg")
+    drain(rt)
+
+
+def ask_to_buy(phone) -> str:
+    """DONE, SEND with no stamps, pick the first bundle; return the link's path."""
+    assert "You have 0 Texas stamps" in phone.text("DONE")
+    offer = phone.text("SEND")
+    assert offer == (
+        "To send it you need 2 Texas stamps, and you have 0 Texas stamps. Buy:\n"
+        "1 5 stamps for $2.00\n2 10 stamps for $3.80\n3 20 stamps for $7.00\n"
+        "4 50 stamps for $15.00\nReply 1-4, or EDIT."
+    )
+    link_text = phone.text("1")
+    assert link_text.startswith("Buy 5 Texas stamps for $2.00 here: https://kinline.test/buy/")
+    assert link_text.endswith("The link works for 30 minutes.")
+    return LINK.search(link_text).group(1)
+
+
+def post_event(client, event: dict, secret: str = STRIPE_WEBHOOK_SECRET, signature=None):
+    payload = json.dumps(event).encode()
+    header = signature or stripe_signature(secret, payload)
+    return client.post(
+        "/payments/stripe/webhook",
+        data=payload,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
+
+
+def count(rt, model, *where) -> int:
+    with rt.db.session() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def assert_sent_once(rt, phone) -> Message:
+    sent = phone.text("SEND")
+    match = re.fullmatch(
+        r"Sent for review at Huntsville Unit\. Most arrive in 24-48 h\. Ref ([A-Z2-9]{5})\. "
+        r"You have 3 Texas stamps left\.",
+        sent,
+    )
+    assert match, sent
+    assert not set(match.group(1)) & set("01OIL")
+    drain(rt)
+    with rt.db.session() as session:
+        message = session.scalars(select(Message)).one()
+        assert message.ref == match.group(1)
+        assert (message.status, message.stamps, message.state) == ("queued", 2, "TX")
+        assert "The garden is blooming" in message.body
+        attachments = session.scalars(select(Attachment).where(Attachment.message_id == message.id))
+        assert [a.status for a in attachments] == ["stored"]
+        events = session.scalars(
+            select(MessageEvent.status).where(MessageEvent.message_id == message.id)
+        )
+        assert list(events) == ["queued"]
+        assert stamps.balance(session, message.account_id, "TX") == 3
+        deltas = session.scalars(select(LedgerEntry.delta).order_by(LedgerEntry.id)).all()
+        assert deltas == [5, -2]
+    assert phone.text("SEND").startswith("Your list:")  # nothing is sent twice
+    assert count(rt, Message) == 1
+    return message
+
+
+def test_compose_buy_with_stripe_and_send(
+    stripe_rt, client, phone, sample_directory, media_server, fake_stripe
+):
+    rt = stripe_rt
+    write_three_texts_and_a_photo(rt, phone, media_server)
+    path = ask_to_buy(phone)
+
+    opened = client.get(path)
+    assert opened.status_code == 303
+    [session_id] = fake_stripe.sessions
+    assert opened.headers["Location"] == f"{fake_stripe.url}/pay/{session_id}"
+    created = fake_stripe.sessions[session_id]
+    assert (created["amount_total"], created["currency"], created["mode"]) == (
+        200,
+        "usd",
+        "payment",
+    )
+    assert client.get(path).headers["Location"] == opened.headers["Location"]  # tapped twice
+    assert len(fake_stripe.sessions) == 1
+
+    response = post_event(client, fake_stripe.completed_event(session_id))
+    assert response.status_code == 200 and response.get_data(as_text=True).strip() == "credited"
+    drain(rt)
+    assert worker_texts(rt, phone.number)[-1] == (
+        "Paid: +5 Texas stamps. Reply SEND to deliver your message to Ana."
+    )
+    assert_sent_once(rt, phone)
+    assert "already" in client.get(path).get_data(as_text=True)  # the link is used up
+
+
+def test_compose_buy_on_the_test_checkout_and_send(
+    rt, client, phone, sample_directory, media_server
+):
+    write_three_texts_and_a_photo(rt, phone, media_server)
+    path = ask_to_buy(phone)
+    page = client.get(path)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "TEST MODE" in html
+    assert "5 Texas stamps for $2.00, for the phone ending 0123." in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+    declined = client.post(path, data={"csrf_token": token, "card": "4000 0000 0000 0002"})
+    assert declined.status_code == 400 and "declined" in declined.get_data(as_text=True)
+    assert count(rt, LedgerEntry) == 0
+
+    paid = client.post(path, data={"csrf_token": token, "card": "4242 4242 4242 4242"})
+    assert paid.status_code == 200
+    assert "Paid: we added 5 Texas stamps." in paid.get_data(as_text=True)
+    again = client.post(path, data={"csrf_token": token, "card": "4242 4242 4242 4242"})
+    assert "used already" in again.get_data(as_text=True)
+    drain(rt)
+    assert worker_texts(rt, phone.number)[-1].startswith("Paid: +5 Texas stamps. Reply SEND")
+    assert_sent_once(rt, phone)
+
+
+def test_checkout_needs_the_page_token(rt, client, phone, sample_directory):
+    ready_to_write(phone)
+    phone.text("S")
+    path = LINK.search(phone.text("2")).group(1)
+    response = client.post(path, data={"card": "4242424242424242"})
+    assert response.status_code == 400
+    assert count(rt, LedgerEntry) == 0
+
+
+def test_replayed_stripe_webhooks_credit_once(stripe_rt, app, phone, sample_directory, fake_stripe):
+    rt = stripe_rt
+    ready_to_write(phone)
+    phone.text("STAMPS")
+    path = LINK.search(phone.text("3")).group(1)
+    app.test_client().get(path)
+    [session_id] = fake_stripe.sessions
+    event = fake_stripe.completed_event(session_id, "evt_replayed")
+    answers: list[str] = []
+    barrier = threading.Barrier(10)
+
+    def replay() -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = post_event(client, event)
+        assert response.status_code == 200
+        answers.append(response.get_data(as_text=True).strip())
+
+    threads = [threading.Thread(target=replay) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == ["credited"] + ["duplicate"] * 9
+    # The same session under another event id (Stripe retries can do that) changes nothing.
+    other = post_event(app.test_client(), fake_stripe.completed_event(session_id, "evt_other"))
+    assert other.get_data(as_text=True).strip() == "duplicate"
+    drain(rt)
+    assert count(rt, LedgerEntry, LedgerEntry.kind == "purchase") == 1
+    assert worker_texts(rt, phone.number) == ["Paid: +20 Texas stamps. You have 20 Texas stamps."]
+
+
+def test_stripe_webhook_refuses_bad_signatures_and_ignores_the_unknown(
+    stripe_rt, client, phone, sample_directory, fake_stripe
+):
+    ready_to_write(phone)
+    phone.text("S")
+    client.get(LINK.search(phone.text("1")).group(1))
+    [session_id] = fake_stripe.sessions
+    event = fake_stripe.completed_event(session_id)
+    assert post_event(client, event, secret="whsec_wrong").status_code == 400
+    assert post_event(client, event, signature="t=1,v1=deadbeef").status_code == 400
+    old = stripe_signature(STRIPE_WEBHOOK_SECRET, json.dumps(event).encode(), timestamp=1_000_000)
+    assert post_event(client, event, signature=old).status_code == 400  # replay of an old one
+    no_header = client.post("/payments/stripe/webhook", data=json.dumps(event))
+    assert no_header.status_code == 400
+    assert count(rt := stripe_rt, LedgerEntry) == 0
+    unknown = {
+        "id": "evt_unknown",
+        "object": "event",
+        "type": "customer.created",
+        "data": {"object": {}},
+    }
+    response = post_event(client, unknown)
+    assert response.status_code == 200 and response.get_data(as_text=True).strip() == "ignored"
+    stray = fake_stripe.completed_event(session_id, "evt_stray")
+    stray["data"]["object"]["metadata"] = {"purchase_id": "999999"}
+    assert post_event(client, stray).get_data(as_text=True).strip() == "unknown-purchase"
+    assert count(rt, LedgerEntry) == 0
+    assert count(rt, PaymentEvent) == 2
+
+
+def test_tampered_and_expired_links(rt, client, phone, sample_directory, monkeypatch):
+    ready_to_write(phone)
+    phone.text("S")
+    path = LINK.search(phone.text("1")).group(1)
+    tampered = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    response = client.get(tampered)
+    assert response.status_code == 404 and "not valid" in response.get_data(as_text=True)
+    assert client.get("/buy/not-a-token").status_code == 404
+
+    import itsdangerous
+
+    real = itsdangerous.TimestampSigner.get_timestamp
+    monkeypatch.setattr(
+        itsdangerous.TimestampSigner, "get_timestamp", lambda self: real(self) - 31 * 60
+    )
+    phone.text("S")
+    old_path = LINK.search(phone.text("1")).group(1)
+    monkeypatch.setattr(itsdangerous.TimestampSigner, "get_timestamp", real)
+    expired = client.get(old_path)
+    assert expired.status_code == 410 and "expired" in expired.get_data(as_text=True)
+    token = "x"
+    assert (
+        client.post(old_path, data={"csrf_token": token, "card": "4242424242424242"}).status_code
+        == 410
+    )
+    assert count(rt, LedgerEntry) == 0
+    assert count(rt, Purchase, Purchase.status == "paid") == 0
+
+
+def test_stamps_keyword_shows_balances_and_bundles(rt, phone, sample_directory):
+    ready_to_write(phone)
+    assert phone.text("STAMPS") == (
+        "You have 0 Texas stamps. They never expire. Buy more:\n"
+        "1 5 stamps for $2.00\n2 10 stamps for $3.80\n3 20 stamps for $7.00\n"
+        "4 50 stamps for $15.00\nReply 1-4, or MENU."
+    )
+    phone.text("MENU")
+    phone.text("N")
+    phone.text("CA")
+    phone.text("AB1234")
+    phone.text("yes")
+    choose = phone.text("S")
+    assert choose == "Which state's stamps?\n1 0 Texas stamps\n2 0 California stamps\nReply 1-2."
+    assert phone.text("2").startswith("You have 0 California stamps.")
+
+
+def test_stamps_before_anyone_is_saved(phone, sample_directory):
+    phone.text("Hi")
+    phone.text("YES")
+    reply = phone.send("STAMPS")
+    assert reply[0].startswith("Stamps are bought for the state your loved one is in")
+    assert reply[1].startswith("No one is on your list yet. Which state")
+
+
+@pytest.mark.parametrize(
+    ("chars", "attachments", "expected"), [(0, 1, 2), (6000, 0, 1), (6001, 2, 4)]
+)
+def test_cost_follows_configuration(settings, chars, attachments, expected):
+    assert stamps.cost(settings, chars, attachments) == expected
+
+
+def test_refund_is_once_per_reason(rt, phone, sample_directory):
+    ready_to_write(phone)
+    with rt.db.session() as session:
+        from bot.store.models import Account, Inmate
+
+        account = session.scalars(select(Account)).one()
+        inmate = session.scalars(select(Inmate).where(Inmate.inmate_id == "01234567")).one()
+        message = Message(
+            ref="ABCDE",
+            account_id=account.id,
+            inmate_pk=inmate.id,
+            facility_id=inmate.facility_id,
+            state="TX",
+            body="x",
+            stamps=2,
+        )
+        session.add(message)
+        session.flush()
+        assert stamps.refund(session, message, 1, "rejected-photo")
+        assert not stamps.refund(session, message, 1, "rejected-photo")
+        assert stamps.refund(session, message, 1, "transferred")
+        with pytest.raises(ValueError):
+            stamps.refund(session, message, 3, "too-many")
+        session.commit()
+        assert stamps.balance(session, account.id, "TX") == 2
+        assert stamps.balances(session, account.id) == {"TX": 2}
+
+
+def test_prices_come_from_the_data_file():
+    assert [b.stamps for b in stamps.bundles("TX")] == [5, 10, 20, 50]
+    assert stamps.bundles("VT") == stamps.bundles("*")
+    per_stamp = [b.price_cents / b.stamps for b in stamps.bundles("CA")]
+    assert per_stamp == sorted(per_stamp, reverse=True)  # bigger bundles are cheaper
+    assert stamps.money(1750) == "$17.50" and stamps.money(5) == "$0.05"
