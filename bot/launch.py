@@ -70,6 +70,7 @@ def main() -> int:
         print(f"Embedded Redis at {env['REDIS_URL']}")
     env.setdefault("SECRET_KEY", secrets.token_hex(32))
     env.setdefault("PORT", "5000")
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{env['PORT']}")
     try:
         settings = Settings.from_env(env)
     except ConfigError as error:

@@ -95,10 +95,15 @@ def read_main(turn: Turn, text: str) -> str | None:
 
 
 def prompt_pick_remove(turn: Turn) -> None:
-    """Ask which person to take off the list."""
+    """Ask which person to take off the list (with only one, straight to the question)."""
     people = contacts(turn)
     if not people:
         prompt_main(turn)
+        return
+    if len(people) == 1:
+        turn.ctx["contact"] = people[0].id
+        turn.conversation.state = "remove"
+        prompt_remove(turn)
         return
     turn.say("menu.pick_remove", last=len(people))
 

@@ -103,3 +103,32 @@ def test_dev_phone_and_unsigned_texts_are_for_this_machine_only(rt):
     form["Body"] = "Hi"
     assert client.post("/sms/inbound", data=form, environ_base=remote).status_code == 403
     assert client.post("/sms/inbound", data=form).status_code == 200
+
+
+def test_a_photo_from_the_page_becomes_an_mms(rt, client, sample_directory):
+    import base64
+
+    from tests.fakes import JPEG
+
+    headers = {"X-CSRF-Token": csrf(client)}
+    number = "+15125550177"
+    for body in ("Hi", "YES", "TX", "01234567", "yes", "1"):
+        client.post("/dev/phone/send", json={"from": number, "body": body}, headers=headers)
+    photo = {"content_type": "image/jpeg", "data": base64.b64encode(JPEG).decode()}
+    sent = client.post(
+        "/dev/phone/send", json={"from": number, "body": "", "media": [photo]}, headers=headers
+    )
+    assert sent.status_code == 200, sent.get_json()
+    events = client.get("/dev/phone/log", query_string={"number": number}).get_json()["events"]
+    [media] = [e["media"] for e in events if e["direction"] == "in" and e["media"]]
+    assert media[0]["content_type"] == "image/jpeg" and media[0]["url"].startswith(
+        "/dev/phone/media/"
+    )
+    served = client.get(media[0]["url"])
+    assert served.status_code == 200 and served.data == JPEG and served.mimetype == "image/jpeg"
+    bad = client.post(
+        "/dev/phone/send",
+        json={"from": number, "body": "", "media": [{"content_type": "image/jpeg", "data": "%%%"}]},
+        headers=headers,
+    )
+    assert bad.status_code == 400 and "base64" in bad.get_json()["error"]

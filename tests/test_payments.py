@@ -315,3 +315,44 @@ def test_prices_come_from_the_data_file():
     per_stamp = [b.price_cents / b.stamps for b in stamps.bundles("CA")]
     assert per_stamp == sorted(per_stamp, reverse=True)  # bigger bundles are cheaper
     assert stamps.money(1750) == "$17.50" and stamps.money(5) == "$0.05"
+
+
+def test_the_whole_story_in_spanish(rt, client, phone, sample_directory, media_server):
+    phone.text("Hola")
+    phone.text("sí")
+    phone.text("Texas")
+    phone.text("01234567")
+    phone.text("sí")
+    start = phone.text("1")
+    assert start.startswith("Escríbele a Ana") or "Ana" in start
+    phone.send("Hola mamá, te extraño mucho.")
+    mms(phone, "", media_server.add("ME9", JPEG, "image/jpeg"), "image/jpeg")
+    cost = phone.text("¿Cuánto cuesta?")
+    assert "2 estampillas" in cost
+    drain(rt)
+    preview = phone.text("LISTO")
+    assert "Ana Ruiz" in preview and "0 estampillas de Texas" in preview
+    offer = phone.text("ENVIAR")
+    assert offer.startswith("Para enviarlo necesitas 2 estampillas de Texas")
+    link_text = phone.text("1")
+    path = LINK.search(link_text).group(1)
+    page = client.get(path)
+    html = page.get_data(as_text=True)
+    assert 'lang="es"' in html and "MODO DE PRUEBA" in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    paid = client.post(path, data={"csrf_token": token, "card": "4242424242424242"})
+    assert "5 estampillas de Texas" in paid.get_data(as_text=True)
+    drain(rt)
+    assert "ENVIAR" in worker_texts(rt, phone.number)[-1]
+    sent = phone.text("ENVIAR")
+    assert "Ref" in sent and "3 estampillas de Texas" in sent
+    # another draft, discarded
+    phone.text("1")
+    phone.send("Borrador que no quiero.")
+    confirm = phone.text("BORRAR")
+    assert "SÍ" in confirm
+    gone = phone.send("sí")
+    assert "Ana" in gone[0]
+    with rt.db.session() as session:
+        statuses = session.scalars(select(Message.status)).all()
+    assert statuses == ["queued"]

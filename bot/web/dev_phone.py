@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import secrets
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, session
+from flask import Blueprint, Response, abort, current_app, render_template, request, session
 from sqlalchemy import select
 
 from bot import engine
@@ -66,10 +71,55 @@ def send() -> tuple[dict[str, Any], int]:
     form = {"MessageSid": sid, "From": str(data.get("from", "")), "To": settings.bot_number}
     form["Body"] = str(data.get("body", ""))
     try:
+        urls = _store_media(data.get("media") or [])
+    except ValueError as error:
+        return _error(str(error))
+    form["NumMedia"] = str(len(urls))
+    for i, (url, content_type) in enumerate(urls):
+        form[f"MediaUrl{i}"], form[f"MediaContentType{i}"] = url, content_type
+    try:
         engine.receive(_runtime(), engine.parse_inbound(form, settings))
     except BadInbound as error:
         return _error(str(error).capitalize() + ".")
     return {"ok": True, "sid": sid}, 200
+
+
+def _media_dir() -> Path:
+    return Path(_runtime().settings.media_dir) / "dev-phone"
+
+
+def _store_media(items: Any) -> list[tuple[str, str]]:
+    """Keep photos sent from the page where the app serves them, like Twilio's media URLs."""
+    if not isinstance(items, list) or len(items) > 10:
+        raise ValueError("media must be a list of at most 10 files.")
+    urls = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError("Each media item needs content_type and data.")
+        content_type = str(item.get("content_type", ""))
+        try:
+            data = base64.b64decode(str(item.get("data", "")), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("Media data must be base64.") from None
+        if not data or len(data) > _runtime().settings.max_media_bytes:
+            raise ValueError("A photo must be between 1 byte and 5 MB.")
+        name = secrets.token_hex(12)
+        folder = _media_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        (folder / f"{name}.type").write_text(content_type)
+        urls.append((f"{_runtime().settings.public_base_url}/dev/phone/media/{name}", content_type))
+    return urls
+
+
+@blueprint.get("/media/<name>")
+def media(name: str) -> Response:
+    """A photo sent from the page, served as Twilio serves MMS media."""
+    path = _media_dir() / name
+    if not re.fullmatch(r"[0-9a-f]{24}", name) or not path.exists():
+        abort(404)
+    content_type = (_media_dir() / f"{name}.type").read_text() or "application/octet-stream"
+    return Response(path.read_bytes(), mimetype=content_type)
 
 
 @blueprint.get("/log")
@@ -98,30 +148,46 @@ def log() -> tuple[dict[str, Any], int]:
             .limit(LOG_LIMIT)
         ).all()
         events = [
-            (
-                row.received_at,
-                0,
-                row.id,
-                "in",
-                row.body,
-                "handled" if row.processed_at else "received",
-            )
+            _event("in", row.id, row.received_at, row.body, _status(row), _local(row.media))
             for row in inbound
-        ] + [(row.created_at, 1, row.id, "out", row.body, row.status) for row in outbound]
-    events.sort()
+        ] + [_event("out", row.id, row.created_at, row.body, row.status, []) for row in outbound]
+    events.sort(key=lambda event: (event["at"], event["direction"] == "out"))
     cursor = (
         f"{inbound[-1].id if inbound else after_in}:{outbound[-1].id if outbound else after_out}"
     )
     return {
-        "events": [
-            {
-                "id": f"{direction}-{row_id}",
-                "direction": direction,
-                "body": body,
-                "at": at.isoformat().replace("+00:00", "Z"),
-                "status": status,
-            }
-            for at, _, row_id, direction, body, status in events
-        ],
+        "events": events,
         "cursor": cursor,
     }, 200
+
+
+def _status(row: InboundSms) -> str:
+    return "handled" if row.processed_at else "received"
+
+
+def _event(
+    direction: str,
+    row_id: int,
+    at: datetime,
+    body: str,
+    status: str,
+    media: list[dict[str, str]],
+) -> dict[str, Any]:
+    """One entry of the thread, as the page reads it."""
+    return {
+        "id": f"{direction}-{row_id}",
+        "direction": direction,
+        "body": body,
+        "at": at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "status": status,
+        "media": media,
+    }
+
+
+def _local(media: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Media of an inbound text, with this app's own URLs made relative for the page."""
+    base = _runtime().settings.public_base_url
+    return [
+        {"url": item["url"].removeprefix(base), "content_type": item.get("content_type", "")}
+        for item in media
+    ]
