@@ -81,6 +81,21 @@ def test_worker_texts_show_on_the_dev_phone_once(rt, client, phone):
     assert log["events"][-1]["body"] == rows[0].body and log["events"][-1]["status"] == "sent"
 
 
+def test_the_thread_shows_when_a_worker_text_goes_out(rt, client, phone):
+    phone.text("Hi")
+    query = {"number": phone.number}
+    first = client.get("/dev/phone/log", query_string=query).get_json()
+    notify.send_text(rt, phone.number, "menu.empty", "test:note:4")
+    queued = client.get("/dev/phone/log", query_string={**query, "after": first["cursor"]})
+    assert [e["status"] for e in queued.get_json()["events"]] == ["queued"]
+    drain(rt)
+    after = queued.get_json()["cursor"]
+    sent = client.get("/dev/phone/log", query_string={**query, "after": after}).get_json()
+    assert [e["status"] for e in sent["events"]] == ["sent"]
+    quiet = client.get("/dev/phone/log", query_string={**query, "after": sent["cursor"]})
+    assert quiet.get_json()["events"] == []
+
+
 def test_opted_out_numbers_get_no_worker_texts(rt, phone):
     phone.text("Hi")
     assert notify.send_text(rt, phone.number, "menu.empty", "test:note:2")

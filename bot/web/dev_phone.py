@@ -128,11 +128,15 @@ def log() -> tuple[dict[str, Any], int]:
     number = engine.e164(request.args.get("number", ""), _runtime().settings.default_region)
     if number is None:
         return _error("Give number=+15125550123.")
+    # The cursor: last inbound id, last outbound id, and the first outbound id still on its
+    # way (so its final status is shown too).
     try:
-        after_in, after_out = (int(part) for part in request.args.get("after", "0:0").split(":"))
-    except ValueError:
+        parts = [int(part) for part in request.args.get("after", "0:0").split(":")]
+        after_in, after_out = parts[0], parts[1]
+        pending = parts[2] if len(parts) > 2 else after_out + 1
+    except (ValueError, IndexError):
         return _error("after must be the cursor from the last answer.")
-    if not (0 <= after_in < 2**62 and 0 <= after_out < 2**62):
+    if not all(0 <= part < 2**62 for part in (after_in, after_out, pending)):
         return _error("after must be the cursor from the last answer.")
     with _runtime().db.session() as db:
         inbound = db.scalars(
@@ -143,7 +147,7 @@ def log() -> tuple[dict[str, Any], int]:
         ).all()
         outbound = db.scalars(
             select(OutboundSms)
-            .where(OutboundSms.to_number == number, OutboundSms.id > after_out)
+            .where(OutboundSms.to_number == number, OutboundSms.id >= min(pending, after_out + 1))
             .order_by(OutboundSms.id)
             .limit(LOG_LIMIT)
         ).all()
@@ -152,9 +156,10 @@ def log() -> tuple[dict[str, Any], int]:
             for row in inbound
         ] + [_event("out", row.id, row.created_at, row.body, row.status, []) for row in outbound]
     events.sort(key=lambda event: (event["at"], event["direction"] == "out"))
-    cursor = (
-        f"{inbound[-1].id if inbound else after_in}:{outbound[-1].id if outbound else after_out}"
-    )
+    last_out = outbound[-1].id if outbound else after_out
+    on_the_way = [row.id for row in outbound if row.status in ("queued", "sending")]
+    first_pending = on_the_way[0] if on_the_way else last_out + 1
+    cursor = f"{inbound[-1].id if inbound else after_in}:{last_out}:{first_pending}"
     return {
         "events": events,
         "cursor": cursor,
