@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     rt = runtime or Runtime.create(settings)
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024)
+    # Webhooks are small; the dev phone (console mode only) uploads photos.
+    largest = 8 * 2**20 if settings.console_mode else 256 * 2**10
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=largest)
     app.extensions["kinline"] = rt
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

@@ -62,6 +62,7 @@ class Settings:
     twilio_auth_token: str | None = None
     twilio_from: str | None = None
     twilio_messaging_service_sid: str | None = None
+    twilio_api_base: str | None = None
     bot_number: str = "+15005550006"
     default_region: str = "US"
     conversation_idle_seconds: int = 1800
@@ -72,6 +73,7 @@ class Settings:
     support_contact: str = "help@kinline.org"
     max_inbound_chars: int = 5000
     payments: str = "test"
+    allow_test_payments: bool = False
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
@@ -118,6 +120,7 @@ class Settings:
             twilio_auth_token=text("TWILIO_AUTH_TOKEN"),
             twilio_from=text("TWILIO_FROM"),
             twilio_messaging_service_sid=text("TWILIO_MESSAGING_SERVICE_SID"),
+            twilio_api_base=text("TWILIO_API_BASE"),
             bot_number=text("BOT_NUMBER") or text("TWILIO_FROM") or cls.bot_number,
             default_region=(text("DEFAULT_REGION") or cls.default_region).upper(),
             conversation_idle_seconds=_int(env, "CONVERSATION_IDLE_SECONDS", 1800),
@@ -127,6 +130,7 @@ class Settings:
             terms_version=text("TERMS_VERSION") or cls.terms_version,
             support_contact=text("SUPPORT_CONTACT") or cls.support_contact,
             payments=(text("PAYMENTS") or cls.payments).lower(),
+            allow_test_payments=(text("ALLOW_TEST_PAYMENTS") or "") in ("1", "true", "yes"),
             stripe_secret_key=text("STRIPE_SECRET_KEY"),
             stripe_webhook_secret=text("STRIPE_WEBHOOK_SECRET"),
             stripe_api_base=text("STRIPE_API_BASE"),
@@ -165,6 +169,11 @@ class Settings:
             raise ConfigError("TRUSTED_PROXIES cannot be negative")
         if self.payments not in ("test", "stripe"):
             raise ConfigError("PAYMENTS must be test or stripe")
+        if self.payments == "test" and not self.console_mode and not self.allow_test_payments:
+            raise ConfigError(
+                "with Twilio configured, set PAYMENTS=stripe (or ALLOW_TEST_PAYMENTS=1 for a"
+                " staging number): the test checkout gives stamps for test cards"
+            )
         if self.payments == "stripe" and not (
             self.stripe_secret_key and self.stripe_webhook_secret
         ):

@@ -360,12 +360,24 @@ def handle(
             turn.goto("menu")
         else:
             flow.prompt(turn)
+    elif resumed and not looks_like_writing(text, row):
+        turn.flow().prompt(turn)  # "2" or "yes" was an answer to a lost question: say where
     else:
         if resumed:
             turn.say("compose.still_writing", first=draft_name(session, conversation))
         turn.flow().read(turn, text)
     session.flush()
     return Outcome(turn.replies, turn.conversation, later=turn.jobs)
+
+
+def looks_like_writing(text: str, row: InboundSms) -> bool:
+    """True for a text that is more of a message, not a reply to a menu (``2``, ``yes``)."""
+    if row.media:
+        return True
+    simple = words.simplify(text)
+    if words.number(text) is not None or words.is_yes(text) or words.is_no(text):
+        return False
+    return len(simple.split()) > 1 or len(simple) > 12
 
 
 def recent_draft(settings: Settings, session: Session, account: Account) -> Draft | None:

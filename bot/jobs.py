@@ -108,10 +108,12 @@ def handle_pending(from_number: str, to_number: str) -> int:
 
 
 def sweep_stale(rt: Runtime) -> int:
-    """Queue the handling of texts no webhook finished with (a web process died).
+    """Queue again what a lost job left behind: texts no webhook finished with, texts to
+    send, photos to fetch, messages to hand on (a process died between commit and enqueue,
+    or Redis was emptied). Every job checks its row first, so a second copy does nothing.
 
     Returns:
-        How many conversations were queued.
+        How many things were queued.
     """
     from bot.engine import TWIML_DEADLINE
 
@@ -122,9 +124,28 @@ def sweep_stale(rt: Runtime) -> int:
             .where(InboundSms.processed_at.is_(None), InboundSms.received_at < cutoff)
             .distinct()
         ).all()
+        texts = session.scalars(
+            select(OutboundSms).where(
+                OutboundSms.status.in_(("queued", "sending")), OutboundSms.created_at < cutoff
+            )
+        ).all()
+        photos = session.scalars(
+            select(Attachment.id).where(
+                Attachment.status == "pending", Attachment.created_at < cutoff
+            )
+        ).all()
+        messages = session.scalars(
+            select(Message.id).where(Message.status == "queued", Message.created_at < cutoff)
+        ).all()
     for from_number, to_number in pairs:
         enqueue_pending(rt, from_number, to_number)
-    return len(pairs)
+    for out in texts:
+        enqueue_sms(rt, out)
+    for attachment_id in photos:
+        enqueue_later(rt, Later("fetch_media", (attachment_id,), job_id=f"media-{attachment_id}"))
+    for message_id in messages:
+        enqueue_later(rt, Later("submit_message", (message_id,), job_id=f"submit-{message_id}"))
+    return len(pairs) + len(texts) + len(photos) + len(messages)
 
 
 def tally(draft_id: int, fragment: int) -> str:
@@ -152,7 +173,9 @@ def tally(draft_id: int, fragment: int) -> str:
             size=wording.size(account.language, len(draft.body), attachments),
             stamps=wording.stamp_count(account.language, need),
         )
-        out = notify.queue_text(session, rt, account, body, f"tally:{draft.id}:{fragment}")
+        out = notify.queue_text(
+            session, rt, account, body, f"tally:{draft.id}:{fragment}", draft.to_number
+        )
         session.commit()
     if out is not None:
         enqueue_sms(rt, out)
@@ -203,12 +226,12 @@ def fetch_media(attachment_id: int) -> str:
         attachment.reason = reason
         account = session.get(Account, attachment.draft.account_id)
         assert account is not None and reason is not None
-        body = i18n.text(
-            account.language,
-            "compose.media.refused",
-            reason=i18n.text(account.language, f"media.reason.{reason}"),
+        why = i18n.text(
+            account.language, f"media.reason.{reason}", mb=rt.settings.max_media_bytes // 2**20
         )
-        out = notify.queue_text(session, rt, account, body, f"media-refused:{attachment.id}")
+        body = i18n.text(account.language, "compose.media.refused", reason=why)
+        key = f"media-refused:{attachment.id}"
+        out = notify.queue_text(session, rt, account, body, key, attachment.draft.to_number)
         session.commit()
     if out is not None:
         enqueue_sms(rt, out)

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import requests
 
@@ -105,6 +106,16 @@ class Fetched:
     reason: str | None
 
 
+def twilio_host(settings: Settings, url: str) -> bool:
+    """True when ``url`` is Twilio's (or the configured Twilio API base's): only there do
+    the account credentials go."""
+    host = urlsplit(url).hostname or ""
+    allowed = {"api.twilio.com"}
+    if settings.twilio_api_base:
+        allowed.add(urlsplit(settings.twilio_api_base).hostname or "")
+    return host in allowed or host.endswith(".twilio.com")
+
+
 def fetch(settings: Settings, url: str) -> Fetched:
     """Download one media file with the Twilio credentials, within the size limit.
 
@@ -113,7 +124,7 @@ def fetch(settings: Settings, url: str) -> Fetched:
         ``not_media``.
     """
     auth = None
-    if settings.twilio_account_sid and settings.twilio_auth_token:
+    if settings.twilio_account_sid and settings.twilio_auth_token and twilio_host(settings, url):
         auth = (settings.twilio_account_sid, settings.twilio_auth_token)
     # Connection errors and timeouts propagate: the job is retried.
     with requests.get(url, auth=auth, timeout=FETCH_TIMEOUT, stream=True) as response:

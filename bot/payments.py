@@ -53,6 +53,7 @@ def stripe_checkout_url(rt: Runtime, purchase_id: int) -> str:
                         },
                     }
                 ],
+                "payment_method_types": ["card"],  # paid at once: no delayed bank debits
                 "client_reference_id": str(purchase.id),
                 "metadata": {"purchase_id": str(purchase.id)},
                 "success_url": f"{settings.public_base_url}/buy/done",
@@ -97,23 +98,31 @@ def handle_stripe_event(rt: Runtime, event: Any) -> str:
         except IntegrityError:
             session.rollback()
             return "duplicate"
-        if kind != "checkout.session.completed":
-            session.commit()
-            return "ignored"
         checkout = event["data"]["object"]
-        if checkout.get("payment_status") != "paid":
+        paid = kind == "checkout.session.completed" and checkout.get("payment_status") == "paid"
+        if not (paid or kind == "checkout.session.async_payment_succeeded"):
             session.commit()
             return "ignored"
         metadata = checkout.get("metadata") or {}
         reference = metadata.get("purchase_id") or checkout.get("client_reference_id") or ""
         purchase = session.get(Purchase, int(reference)) if str(reference).isdigit() else None
-        if purchase is None or (
-            purchase.provider_ref not in (None, checkout["id"])
-            or purchase.amount_cents != checkout.get("amount_total", purchase.amount_cents)
-        ):
+        if purchase is None or purchase.provider_ref not in (None, checkout["id"]):
             logger.error("Stripe session %s matches no purchase", checkout.get("id"))
             session.commit()
             return "unknown-purchase"
+        paid_for = (checkout.get("amount_total"), checkout.get("currency"))
+        if paid_for != (purchase.amount_cents, purchase.currency):
+            # Money was taken for something we did not offer: a person must look at it.
+            logger.error(
+                "ALERT Stripe session %s paid %s for purchase %s of %s",
+                checkout["id"],
+                paid_for,
+                purchase.id,
+                (purchase.amount_cents, purchase.currency),
+            )
+            purchase.status = "review"
+            session.commit()
+            return "needs-review"
         credited = stamps.mark_paid(session, purchase, str(checkout["id"]))
         out = paid_text(session, rt, purchase) if credited else None
         try:
@@ -156,16 +165,17 @@ def paid_text(session: Any, rt: Runtime, purchase: Purchase) -> OutboundSms | No
     language = account.language
     bought = wording.wallet(language, purchase.state, purchase.stamps)
     draft = open_draft(session, purchase)
-    if draft is not None:
-        body = i18n.text(language, "stamps.paid_send", stamps=bought, first=draft.inmate.first_name)
+    have = stamps.balance(session, account.id, purchase.state)
+    need = stamps.draft_cost(rt.settings, draft) if draft is not None else 0
+    if draft is not None and have >= need:
+        first = draft.inmate.first_name
+        body = i18n.text(language, "stamps.paid_send", stamps=bought, first=first)
+    elif draft is not None:
+        short = wording.wallet(language, purchase.state, need - have)
+        body = i18n.text(language, "stamps.paid_short", stamps=bought, short=short)
     else:
-        have = stamps.balance(session, account.id, purchase.state)
-        body = i18n.text(
-            language,
-            "stamps.paid",
-            stamps=bought,
-            balance=wording.wallet(language, purchase.state, have),
-        )
+        balance = wording.wallet(language, purchase.state, have)
+        body = i18n.text(language, "stamps.paid", stamps=bought, balance=balance)
     return notify.queue_text(
         session, rt, account, body, f"paid:{purchase.id}", from_number=purchase.to_number
     )
@@ -189,12 +199,18 @@ def after_payment(rt: Runtime, purchase: Purchase, out: OutboundSms | None) -> N
         phone = account.phone if account else None
     to_number = purchase.to_number or rt.settings.bot_number
     if draft is not None and phone:
+        # Back on the message only if they are still where the link was sent (the preview
+        # or the bundles for this draft); anywhere else they stay where they are.
         store = rt.conversations
         with store.lock(phone, to_number, wait=5) as got:
-            if got:
-                store.save(
-                    phone, to_number, Conversation("compose", "preview", {"draft": draft.id})
-                )
+            where = store.load(phone, to_number) if got else None
+            if (
+                where is not None
+                and where.ctx.get("draft") == draft.id
+                and (where.flow, where.state) in (("compose", "preview"), ("stamps", "bundles"))
+            ):
+                resume = Conversation("compose", "preview", {"draft": draft.id})
+                store.save(phone, to_number, resume)
     jobs.enqueue_sms(rt, out)
 
 

@@ -103,6 +103,31 @@ def encoding(text: str) -> str:
     return UCS2 if _NOT_GSM7.search(text) else GSM7
 
 
+_PLAIN: Final = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+     "\u2026": "...", "\u00a0": " ", "\u202f": " "}
+)  # fmt: skip
+
+
+def plain(text: str) -> str:
+    """``text`` with typographic punctuation made plain and emoji dropped.
+
+    For quoting a person's words back to them: curly quotes, dashes, ellipses and
+    non-breaking spaces would switch a whole text to UCS-2 and halve its room.
+
+    Examples:
+        >>> plain("it\u2019s \u201cfine\u201d \u2014 ok\u2026 \U0001f600")
+        'it\'s "fine" - ok... '
+    """
+    kept = []
+    for char in text.translate(_PLAIN):
+        category = unicodedata.category(char)
+        if category in ("So", "Cs", "Co") or char in "\u200d\ufe0f\ufe0e":
+            continue
+        kept.append(char)
+    return "".join(kept)
+
+
 def septet_length(text: str) -> int:
     """Return the number of GSM-7 septets ``text`` takes.
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.store.models import LedgerEntry, Message, Purchase, utcnow
+from bot.store.models import Account, Draft, LedgerEntry, Message, Purchase, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,12 @@ def cost(settings: Settings, chars: int, attachments: int) -> int:
     return text_stamps + attachments * settings.stamps_per_attachment
 
 
+def draft_cost(settings: Settings, draft: Draft) -> int:
+    """What a draft costs as it stands (photos refused on the way do not count)."""
+    usable = [a for a in draft.attachments if a.status in ("pending", "stored")]
+    return cost(settings, len(draft.body), len(usable))
+
+
 def balance(session: Session, account_id: int, state: str) -> int:
     """Stamps in one wallet: the sum of its ledger rows."""
     total = session.scalar(
@@ -103,8 +109,14 @@ def add_entry(session: Session, entry: LedgerEntry) -> bool:
     return True
 
 
-def debit(session: Session, message: Message) -> bool:
-    """Take a message's stamps from its state's wallet (once per message)."""
+def lock_wallets(session: Session, account_id: int) -> None:
+    """Hold the account row until commit, so two debits cannot both see the same balance
+    (PostgreSQL row lock; SQLite has one writer at a time anyway)."""
+    session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+
+
+def debit(session: Session, message: Message, draft_id: int) -> bool:
+    """Take a message's stamps from its state's wallet, once per draft."""
     return add_entry(
         session,
         LedgerEntry(
@@ -112,7 +124,7 @@ def debit(session: Session, message: Message) -> bool:
             state=message.state,
             delta=-message.stamps,
             kind="debit",
-            idempotency_key=f"debit:message:{message.id}",
+            idempotency_key=f"debit:draft:{draft_id}",
             message_id=message.id,
         ),
     )
@@ -125,13 +137,24 @@ def refund(session: Session, message: Message, stamps: int, reason: str) -> bool
         session: The SQL session; the caller commits.
         message: The message the stamps were paid for.
         stamps: How many come back (at most what the message cost).
-        reason: Why, e.g. ``rejected-photo`` or ``transferred``; one refund per reason.
+        reason: One of ``REFUND_REASONS``; one refund per (message, reason), and never more
+            in all than the message cost.
 
     Returns:
         True when stamps were credited now, False when this refund was made before.
     """
-    if not 0 < stamps <= message.stamps:
-        raise ValueError(f"cannot refund {stamps} stamps of a {message.stamps}-stamp message")
+    if reason not in REFUND_REASONS:
+        raise ValueError(f"unknown refund reason {reason!r}")
+    refunded = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.delta), 0)).where(
+            LedgerEntry.message_id == message.id, LedgerEntry.kind == "refund"
+        )
+    )
+    if not 0 < stamps <= message.stamps - int(refunded or 0):
+        raise ValueError(
+            f"cannot refund {stamps} more stamps of a {message.stamps}-stamp message"
+            f" ({refunded} refunded already)"
+        )
     return add_entry(
         session,
         LedgerEntry(
@@ -147,6 +170,20 @@ def refund(session: Session, message: Message, stamps: int, reason: str) -> bool
 
 
 # --- purchases and links --------------------------------------------------------------
+
+
+REFUND_REASONS = frozenset(
+    {
+        "rejected",
+        "rejected-attachment",
+        "no-service",
+        "transferred",
+        "released",
+        "restricted",
+        "wrong-person",
+        "provider-failed",
+    }
+)
 
 
 class LinkError(Exception):

@@ -32,10 +32,13 @@ def wallet(language: str, state: str, n: int) -> str:
 
 def size(language: str, chars: int, attachments: Sequence[HasKind]) -> str:
     """``7,412 characters and 1 photo``."""
-    text = count(language, "compose.chars", chars)
+    parts = [count(language, "compose.chars", chars)] if chars or not attachments else []
     photos = sum(1 for a in attachments if a.kind == "photo")
     videos = len(attachments) - photos
     for key, n in (("compose.photos", photos), ("compose.videos", videos)):
         if n:
-            text = i18n.text(language, "compose.and", first=text, second=count(language, key, n))
+            parts.append(count(language, key, n))
+    text = parts[0]
+    for part in parts[1:]:
+        text = i18n.text(language, "compose.and", first=text, second=part)
     return text

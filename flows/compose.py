@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from bot import media, stamps, wording, words
+from bot import media, sms, stamps, wording, words
 from bot.flow import Flow, Step, Turn
 from bot.store.models import Attachment, Draft, Inmate, Message, MessageEvent, utcnow
 
@@ -49,7 +49,11 @@ def start(turn: Turn, inmate: Inmate) -> None:
         )
     ).first()
     if draft is None:
-        draft = Draft(account_id=turn.account.id, inmate_pk=inmate.id)
+        draft = Draft(
+            account_id=turn.account.id,
+            inmate_pk=inmate.id,
+            to_number=turn.inbound.to_number if turn.inbound else None,
+        )
         turn.session.add(draft)
         turn.session.flush()
     turn.goto(NAME, "writing", ctx={"draft": draft.id})
@@ -95,7 +99,7 @@ def wallet(turn: Turn, state: str, n: int) -> str:
 
 def cost_of(turn: Turn, draft: Draft) -> int:
     """What the draft costs now."""
-    return stamps.cost(turn.settings, len(draft.body), len(usable_attachments(draft)))
+    return stamps.draft_cost(turn.settings, draft)
 
 
 def tally(turn: Turn, draft: Draft) -> None:
@@ -108,19 +112,30 @@ def tally(turn: Turn, draft: Draft) -> None:
     )
 
 
-def joiner(draft: Draft) -> str:
-    """How a new text joins the draft: directly when the last one was cut by the phone
-    (it filled whole SMS parts), else on a new line."""
+def cut_by_the_phone(text: str) -> bool:
+    """True when a text fills whole SMS parts exactly (or Twilio's 1,600 characters), the
+    sign of a long text cut into several by the phone or the network."""
+    if len(text) == 1600:
+        return True
+    if sms.encoding(text) == "GSM-7":
+        units, single, part = sms.septet_length(text), 160, 153
+    else:
+        units, single, part = len(text.encode("utf-16-le")) // 2, 70, 67
+    return units == single or (units > 0 and units % part == 0)
+
+
+def joiner(draft: Draft, last_text: str | None) -> str:
+    """How a new text joins the draft: directly after a text the phone cut, else on a new
+    line."""
     if not draft.body:
         return ""
-    last = draft.last_fragment_chars
-    cut = last in (160, 70) or (last > 0 and (last % 153 == 0 or last % 67 == 0))
-    return "" if cut else "\n"
+    return "" if last_text is not None and cut_by_the_phone(last_text) else "\n"
 
 
 def add_text(turn: Turn, draft: Draft, text: str) -> bool:
     """Append a text to the draft unless it would go over the stamp limit."""
-    body = draft.body + joiner(draft) + text
+    last = draft.body[-draft.last_fragment_chars :] if draft.last_fragment_chars else None
+    body = draft.body + joiner(draft, last) + text
     settings = turn.settings
     if (
         stamps.cost(settings, len(body), len(usable_attachments(draft)))
@@ -151,7 +166,8 @@ def add_media(turn: Turn, draft: Draft) -> bool:
             turn.say(f"compose.media.{reason}", facility=facility.name)
             continue
         if len(usable_attachments(draft)) >= turn.settings.max_attachments:
-            turn.say("compose.media.too_many", max=turn.settings.max_attachments)
+            most = wording.count(turn.lang, "compose.photos", turn.settings.max_attachments)
+            turn.say("compose.media.too_many", max=most)
             break
         if (
             cost_of(turn, draft) + turn.settings.stamps_per_attachment
@@ -202,10 +218,12 @@ def read_writing(turn: Turn, text: str) -> str | None:
             if not draft.body and not usable_attachments(draft):
                 turn.say("compose.empty", first=draft.inmate.first_name)
                 return None
+            draft.fragments += 1  # a tally still scheduled is now out of date
             return "done"
         if words.is_word(text, *DISCARD_WORDS):
             return "discard"
         if words.is_word(text, *COST_WORDS):
+            draft.fragments += 1  # answered now: no tally later
             tally(turn, draft)
             return None
     changed = add_media(turn, draft) if has_media else False
@@ -248,29 +266,39 @@ def prompt_preview(turn: Turn) -> None:
 
 def read_preview(turn: Turn, text: str) -> str | None:
     """SEND pays and sends; EDIT keeps writing; DISCARD asks to confirm."""
-    if words.is_word(text, *SEND_WORDS) or words.is_yes(text):
+    if words.is_word(text, *SEND_WORDS, "yes", "si"):
         send(turn)
         return None
     if words.is_word(text, *EDIT_WORDS):
         return "edit"
     if words.is_word(text, *DISCARD_WORDS):
         return "discard"
-    if turn.inbound is not None and turn.inbound.media:
-        turn.conversation.state = "writing"  # a photo after DONE: add it and keep writing
+    if (turn.inbound is not None and turn.inbound.media) or len(text.split()) > 3:
+        # More words or a photo after DONE: it is more of the message, not an answer.
+        turn.conversation.state = "writing"
         return read_writing(turn, text)
     prompt_preview(turn)
     return None
 
 
-def opening(body: str, limit: int = 32) -> str:
+def opening(body: str, limit: int = 26) -> str:
     """The first words of a message, cut at a word: ``Hi mom, I got your letter and...``."""
-    flat = " ".join(body.split())
+    flat = " ".join(sms.plain(body).split())
     if len(flat) <= limit:
         return flat
     cut = flat[: limit - 3]
     if flat[len(cut)] != " " and " " in cut:  # do not end inside a word
         cut = cut[: cut.rfind(" ")]
     return cut.rstrip(",.;:!?") + "..."
+
+
+def claim(turn: Turn, draft: Draft) -> bool:
+    """Mark the draft sent if it is still open: only one SEND can win."""
+    result = turn.session.execute(
+        update(Draft).where(Draft.id == draft.id, Draft.status == "open").values(status="sent")
+    )
+    turn.session.refresh(draft)
+    return bool(getattr(result, "rowcount", 0))
 
 
 def new_ref(turn: Turn) -> str:
@@ -288,10 +316,14 @@ def send(turn: Turn) -> None:
         turn.goto("menu")
         return
     inmate = draft.inmate
-    if any(a.status == "pending" for a in draft.attachments):
+    pending = [a for a in draft.attachments if a.status == "pending"]
+    if pending:
+        for attachment in pending:  # a lost fetch job is queued again (its id is unique)
+            turn.later("fetch_media", attachment.id, job_id=f"media-{attachment.id}")
         turn.say("compose.media.pending")
         return
     need = cost_of(turn, draft)
+    stamps.lock_wallets(turn.session, turn.account.id)
     have = stamps.balance(turn.session, turn.account.id, inmate.state)
     if need > have:
         turn.goto(
@@ -299,6 +331,9 @@ def send(turn: Turn) -> None:
             "bundles",
             ctx={"st": inmate.state, "draft": draft.id, "need": need},
         )
+        return
+    if not claim(turn, draft):
+        turn.goto("menu")
         return
     message = Message(
         ref=new_ref(turn),
@@ -311,10 +346,9 @@ def send(turn: Turn) -> None:
     )
     turn.session.add(message)
     turn.session.flush()
-    stamps.debit(turn.session, message)
+    stamps.debit(turn.session, message, draft.id)
     for attachment in usable_attachments(draft):
         attachment.message_id = message.id
-    draft.status = "sent"
     draft.message_id = message.id
     draft.updated_at = utcnow()
     turn.session.add(MessageEvent(message_id=message.id, status="queued"))

@@ -76,7 +76,7 @@ def prompt_bundles(turn: Turn) -> None:
         turn.t(
             "stamps.bundle_line",
             n=n,
-            stamps=turn.t("stamps.n.other", n=bundle.stamps),
+            stamps=bundle.stamps,
             price=stamps.money(bundle.price_cents),
         )
         for n, bundle in enumerate(offers, start=1)

@@ -47,14 +47,11 @@ VALUES = {
     "need": "22 Pennsylvania stamps",
     "second": "2 photos",
     "phone": "0123",
+    "mb": 5,
+    "short": "3 Pennsylvania stamps",
 }
 BUNDLE_LINES = "\n".join(
-    [
-        "1 5 stamps for $2.50",
-        "2 10 stamps for $4.50",
-        "3 20 stamps for $8.00",
-        "4 50 stamps for $17.50",
-    ]
+    ["1) 5 for $2.50", "2) 10 for $4.50", "3) 20 for $8.00", "4) 50 for $17.50"]
 )
 # Per entry, where a placeholder means something else.
 OVERRIDES = {

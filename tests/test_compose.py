@@ -88,7 +88,7 @@ def test_done_previews_with_cost_and_balance(rt, phone, sample_directory):
     phone.send("Hi mom, I got your letter and I read it twice.")
     preview = phone.text("DONE")
     assert preview == (
-        'To Ana Ruiz: "Hi mom, I got your letter and..." 46 characters = 1 stamp. '
+        'To Ana Ruiz: "Hi mom, I got your..." 46 characters = 1 stamp. '
         "You have 0 Texas stamps. Reply SEND, EDIT or DISCARD."
     )
     assert phone.text("EDIT").startswith("Your message to Ana is saved: 46 characters.")
@@ -101,7 +101,9 @@ def test_asking_for_the_cost_answers_right_away(rt, phone, sample_directory):
     phone.text("1")
     for _ in range(4):
         phone.send("x" * 1600)  # Twilio's longest inbound text
-    assert phone.text("How much?").startswith("Got it: 6,403 characters = 2 stamps.")
+    # 1,600 characters is where Twilio cuts a long text: the parts are joined as one.
+    assert phone.text("How much?").startswith("Got it: 6,400 characters = 2 stamps.")
+    assert the_draft(rt).body == "x" * 6400
 
 
 def test_done_on_an_empty_message_says_what_to_do(phone, sample_directory):
@@ -131,7 +133,10 @@ def test_redis_flushed_between_fragments_keeps_the_draft(rt, phone, sample_direc
     phone.text("1")
     phone.send("First part.")
     rt.redis.flushdb()
-    assert phone.send("Second part.") == ["Your message to Ana is saved and still open."]
+    assert phone.send("Second part.") == [
+        "Your message to Ana is saved and still open; we added this text."
+        " Keep writing, or reply DONE."
+    ]
     assert the_draft(rt).body == "First part.\nSecond part."
     assert phone.text("DONE").startswith('To Ana Ruiz: "First part. Second part."')
 
@@ -162,7 +167,7 @@ def test_facility_without_photos_refuses_the_photo_and_keeps_the_text(
     url = media_server.add("ME2", JPEG, "image/jpeg")
     replies = mms(phone, "Here is a picture of the dog.", url, "image/jpeg")
     assert replies == [
-        "Ellis Unit does not take photos, so we could not add it. Your text is kept."
+        "Ellis Unit does not take photos, so we could not add it. Keep writing, or reply DONE."
     ]
     draft = the_draft(rt)
     assert draft.body == "Here is a picture of the dog." and draft.attachments == []
@@ -194,17 +199,35 @@ def test_media_that_is_not_what_it_says_is_refused_after_download(
 
 def test_media_is_fetched_with_the_twilio_credentials(rt, phone, sample_directory, media_server):
     media_server.auth = ("AC" + "7" * 32, "twilio-token")
-    rt.settings = replace(rt.settings, twilio_account_sid=None)
     ready_to_write(phone)
     phone.text("1")
     url = media_server.add("ME5", PNG, "image/png")
     mms(phone, "", url, "image/png")
+    # Twilio's API (here: the local double) is where the credentials may go.
     rt.settings = replace(
-        rt.settings, twilio_account_sid="AC" + "7" * 32, twilio_auth_token="twilio-token"
+        rt.settings,
+        twilio_account_sid="AC" + "7" * 32,
+        twilio_auth_token="twilio-token",
+        twilio_api_base=media_server.url,
     )
     drain(rt)
     [attachment] = the_draft(rt).attachments
     assert attachment.status == "stored" and attachment.content_type == "image/png"
+
+
+def test_credentials_never_go_to_another_host(rt, phone, sample_directory, media_server):
+    ready_to_write(phone)
+    phone.text("1")
+    url = media_server.add("ME6", PNG, "image/png")
+    mms(phone, "", url, "image/png")
+    rt.settings = replace(
+        rt.settings,
+        twilio_account_sid="AC" + "7" * 32,
+        twilio_auth_token="twilio-token",
+        twilio_api_base=media_server.url.replace("127.0.0.1", "localhost"),
+    )
+    drain(rt)
+    assert [r for r in media_server.requests if "Authorization" in r["headers"]] == []
 
 
 def test_limits_keep_the_draft(rt, phone, sample_directory, media_server):
@@ -219,7 +242,7 @@ def test_limits_keep_the_draft(rt, phone, sample_directory, media_server):
     first = media_server.add("ME6", JPEG, "image/jpeg")
     assert mms(phone, "", first, "image/jpeg") == []  # 3 stamps now
     second = media_server.add("ME7", JPEG, "image/jpeg")
-    assert mms(phone, "", second, "image/jpeg")[0].startswith("A message can carry 1 photos")
+    assert mms(phone, "", second, "image/jpeg")[0].startswith("A message can carry 1 photo at")
     draft = the_draft(rt)
     assert draft.body == "x" * 30 and len(draft.attachments) == 1
 
@@ -235,3 +258,69 @@ def test_send_waits_for_a_photo_still_on_its_way(rt, phone, sample_directory, me
     )
     with rt.db.session() as session:
         assert session.scalars(select(Attachment)).one().status == "pending"
+
+
+def test_only_send_sends_from_the_preview(rt, phone, sample_directory):
+    from bot.store.models import Message
+
+    ready_to_write(phone)
+    phone.text("1")
+    phone.send("Short note.")
+    phone.text("DONE")
+    for answer in ("s", "ok", "ok wait", "ya"):
+        assert phone.text(answer).startswith('To Ana Ruiz: "Short note."'), answer
+    with rt.db.session() as session:
+        assert session.scalars(select(Message)).all() == []
+
+
+def test_more_words_at_the_preview_are_more_of_the_message(rt, phone, sample_directory):
+    ready_to_write(phone)
+    phone.text("1")
+    phone.send("First part.")
+    phone.text("DONE")
+    assert phone.send("and one more thing: I love you") == []
+    assert the_draft(rt).body == "First part.\nand one more thing: I love you"
+    assert "42 characters" in phone.text("DONE")
+
+
+def test_no_stale_tally_after_done(rt, phone, sample_directory):
+    ready_to_write(phone)
+    phone.text("1")
+    phone.send("Hello there.")
+    phone.text("DONE")
+    drain(rt)
+    assert worker_texts(rt, phone.number) == []
+
+
+def test_a_menu_answer_after_redis_is_emptied_is_not_written_into_the_message(
+    rt, phone, sample_directory
+):
+    ready_to_write(phone)
+    phone.text("1")
+    phone.send("hello there")
+    phone.text("DONE")
+    phone.text("SEND")  # the bundles
+    rt.redis.flushdb()
+    assert phone.text("2").startswith("Your message to Ana is saved: 11 characters.")
+    assert the_draft(rt).body == "hello there"
+
+
+def test_texts_cut_by_the_phone_join_in_both_encodings():
+    from flows.compose import cut_by_the_phone
+
+    assert cut_by_the_phone("a" * 160) and cut_by_the_phone("a" * 306)
+    assert not cut_by_the_phone("a" * 134)  # a GSM text of 134 was not cut
+    assert cut_by_the_phone("á" * 70) and cut_by_the_phone("á" * 134)
+    assert not cut_by_the_phone("á" * 100)
+    assert cut_by_the_phone("x" * 1600)
+
+
+def test_preview_quotes_plain_characters(rt, phone, sample_directory):
+    from bot import sms
+
+    ready_to_write(phone)
+    phone.text("1")
+    phone.send("It\u2019s me \U0001f600 \u2014 I got it")
+    preview = phone.text("DONE")
+    assert preview.startswith('To Ana Ruiz: "It\'s me - I got it"')
+    assert sms.encoding(preview) == "GSM-7"

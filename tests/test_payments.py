@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from bot import stamps
+from bot import sms, stamps
 from bot.store.models import (
     Attachment,
     LedgerEntry,
@@ -40,13 +40,15 @@ def ask_to_buy(phone) -> str:
     assert "You have 0 Texas stamps" in phone.text("DONE")
     offer = phone.text("SEND")
     assert offer == (
-        "To send it you need 2 Texas stamps, and you have 0 Texas stamps. Buy:\n"
-        "1 5 stamps for $2.00\n2 10 stamps for $3.80\n3 20 stamps for $7.00\n"
-        "4 50 stamps for $15.00\nReply 1-4, or EDIT."
+        "You need 2 Texas stamps; you have 0 Texas stamps.\n"
+        "1) 5 for $2.00\n2) 10 for $3.80\n3) 20 for $7.00\n4) 50 for $15.00\n"
+        "Reply 1-4 to buy, or EDIT."
     )
+    assert sms.segment_count(offer) == 1
     link_text = phone.text("1")
-    assert link_text.startswith("Buy 5 Texas stamps for $2.00 here: https://kinline.test/buy/")
-    assert link_text.endswith("The link works for 30 minutes.")
+    assert link_text.startswith("Buy 5 Texas stamps for $2.00: https://kinline.test/buy/")
+    assert link_text.endswith(" (link works 30 min)")
+    assert sms.segment_count(link_text) == 1
     return LINK.search(link_text).group(1)
 
 
@@ -187,7 +189,9 @@ def test_replayed_stripe_webhooks_credit_once(stripe_rt, app, phone, sample_dire
     assert other.get_data(as_text=True).strip() == "duplicate"
     drain(rt)
     assert count(rt, LedgerEntry, LedgerEntry.kind == "purchase") == 1
-    assert worker_texts(rt, phone.number) == ["Paid: +20 Texas stamps. You have 20 Texas stamps."]
+    assert worker_texts(rt, phone.number) == [
+        "Paid: +20 Texas stamps. You have 20 Texas stamps. Reply MENU to write."
+    ]
 
 
 def test_stripe_webhook_refuses_bad_signatures_and_ignores_the_unknown(
@@ -252,9 +256,9 @@ def test_tampered_and_expired_links(rt, client, phone, sample_directory, monkeyp
 def test_stamps_keyword_shows_balances_and_bundles(rt, phone, sample_directory):
     ready_to_write(phone)
     assert phone.text("STAMPS") == (
-        "You have 0 Texas stamps. They never expire. Buy more:\n"
-        "1 5 stamps for $2.00\n2 10 stamps for $3.80\n3 20 stamps for $7.00\n"
-        "4 50 stamps for $15.00\nReply 1-4, or MENU."
+        "You have 0 Texas stamps. Stamps never expire.\n"
+        "1) 5 for $2.00\n2) 10 for $3.80\n3) 20 for $7.00\n4) 50 for $15.00\n"
+        "Reply 1-4 to buy, or MENU."
     )
     phone.text("MENU")
     phone.text("N")
@@ -299,11 +303,13 @@ def test_refund_is_once_per_reason(rt, phone, sample_directory):
         )
         session.add(message)
         session.flush()
-        assert stamps.refund(session, message, 1, "rejected-photo")
-        assert not stamps.refund(session, message, 1, "rejected-photo")
+        assert stamps.refund(session, message, 1, "rejected-attachment")
+        assert not stamps.refund(session, message, 1, "rejected-attachment")
         assert stamps.refund(session, message, 1, "transferred")
-        with pytest.raises(ValueError):
-            stamps.refund(session, message, 3, "too-many")
+        with pytest.raises(ValueError, match="refunded already"):
+            stamps.refund(session, message, 1, "released")  # never more than it cost
+        with pytest.raises(ValueError, match="unknown refund reason"):
+            stamps.refund(session, message, 1, "Transferred")
         session.commit()
         assert stamps.balance(session, account.id, "TX") == 2
         assert stamps.balances(session, account.id) == {"TX": 2}
@@ -333,7 +339,7 @@ def test_the_whole_story_in_spanish(rt, client, phone, sample_directory, media_s
     preview = phone.text("LISTO")
     assert "Ana Ruiz" in preview and "0 estampillas de Texas" in preview
     offer = phone.text("ENVIAR")
-    assert offer.startswith("Para enviarlo necesitas 2 estampillas de Texas")
+    assert offer.startswith("Necesitas 2 estampillas de Texas")
     link_text = phone.text("1")
     path = LINK.search(link_text).group(1)
     page = client.get(path)
@@ -356,3 +362,90 @@ def test_the_whole_story_in_spanish(rt, client, phone, sample_directory, media_s
     with rt.db.session() as session:
         statuses = session.scalars(select(Message.status)).all()
     assert statuses == ["queued"]
+
+
+def test_paying_while_elsewhere_leaves_the_conversation_where_it_is(
+    rt, client, phone, sample_directory
+):
+    ready_to_write(phone)
+    phone.text("1")
+    phone.send("A message")
+    phone.text("DONE")
+    phone.text("SEND")
+    path = LINK.search(phone.text("1")).group(1)
+    phone.text("MENU")
+    phone.text("R")  # "Take Ana off your list? Reply YES or NO."
+    page = client.get(path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post(path, data={"csrf_token": token, "card": "4242424242424242"})
+    drain(rt)
+    assert phone.send("no")[0] == "OK, Ana stays on your list."
+    with rt.db.session() as session:
+        assert session.scalars(select(Message)).all() == []  # "no" did not send it
+
+
+def test_paid_but_still_short_says_how_many_more(rt, client, phone, sample_directory):
+    rt.settings = __import__("dataclasses").replace(rt.settings, chars_per_stamp=10)
+    ready_to_write(phone)
+    phone.text("1")
+    phone.send("x" * 70)  # 7 stamps
+    phone.text("DONE")
+    phone.text("SEND")
+    path = LINK.search(phone.text("1")).group(1)  # 5 stamps
+    page = client.get(path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post(path, data={"csrf_token": token, "card": "4242424242424242"})
+    drain(rt)
+    assert worker_texts(rt, phone.number)[-1] == (
+        "Paid: +5 Texas stamps. You still need 2 Texas stamps to send your message."
+        " Reply SEND to buy more."
+    )
+
+
+def test_stripe_amounts_unpaid_sessions_and_delayed_payments(
+    stripe_rt, client, phone, sample_directory, fake_stripe
+):
+    rt = stripe_rt
+    ready_to_write(phone)
+    for choice in ("1", "2", "3"):
+        phone.text("S")
+        client.get(LINK.search(phone.text(choice)).group(1))
+    first, second, third = sorted(fake_stripe.sessions)
+    unpaid = fake_stripe.completed_event(first, "evt_unpaid")
+    unpaid["data"]["object"]["payment_status"] = "unpaid"
+    assert post_event(client, unpaid).get_data(as_text=True).strip() == "ignored"
+    later = fake_stripe.completed_event(first, "evt_async")
+    later["type"] = "checkout.session.async_payment_succeeded"
+    assert post_event(client, later).get_data(as_text=True).strip() == "credited"
+    wrong = fake_stripe.completed_event(second, "evt_wrong_amount")
+    wrong["data"]["object"]["amount_total"] = 1
+    assert post_event(client, wrong).get_data(as_text=True).strip() == "needs-review"
+    other_session = fake_stripe.completed_event(second, "evt_other_session")
+    other_session["data"]["object"]["id"] = third
+    assert post_event(client, other_session).get_data(as_text=True).strip() == "unknown-purchase"
+    with rt.db.session() as session:
+        statuses = dict(session.execute(select(Purchase.provider_ref, Purchase.status)).all())
+        assert statuses == {first: "paid", second: "review", third: "pending"}
+        assert stamps.balance(session, 1, "TX") == 5
+
+
+def test_stripe_trouble_on_the_link_is_a_clear_page(stripe_rt, client, phone, sample_directory):
+    stripe_rt.settings = __import__("dataclasses").replace(
+        stripe_rt.settings, stripe_api_base="http://127.0.0.1:9"
+    )
+    ready_to_write(phone)
+    phone.text("S")
+    response = client.get(LINK.search(phone.text("1")).group(1))
+    assert response.status_code == 503
+    assert "try the link again" in response.get_data(as_text=True)
+
+
+def test_test_payments_are_refused_with_a_real_twilio_number(database_url):
+    from bot.config import Settings
+    from bot.exceptions import ConfigError
+
+    twilio = {"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+15005550006"}
+    with pytest.raises(ConfigError, match="PAYMENTS=stripe"):
+        Settings.from_env({**twilio, "SECRET_KEY": "k"}, database_url=database_url)
+    staging = Settings.from_env({**twilio, "SECRET_KEY": "k", "ALLOW_TEST_PAYMENTS": "1"})
+    assert staging.payments == "test"

@@ -228,6 +228,7 @@ class Draft(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     inmate_pk: Mapped[int] = mapped_column(ForeignKey("inmates.id"))
     body: Mapped[str] = mapped_column(Text, default="")
+    to_number: Mapped[str | None] = mapped_column(String(20))  # our number they write to
     fragments: Mapped[int] = mapped_column(default=0)
     last_fragment_chars: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(12), default="open")  # open, sent, discarded

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
+import stripe
 from flask import Blueprint, current_app, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
@@ -13,6 +15,7 @@ from bot.runtime import Runtime
 from bot.stamps import LinkError
 from bot.store.models import Purchase
 
+logger = logging.getLogger(__name__)
 blueprint = Blueprint("checkout", __name__, template_folder="templates")
 
 
@@ -57,7 +60,11 @@ def open_link(token: str) -> Response | tuple[str, int]:
     if found.status == "paid":
         return page(summary["language"], "web.already_paid", 200, stamps=summary["stamps"])
     if found.provider == "stripe":
-        return redirect(payments.stripe_checkout_url(rt, found.id), code=303)
+        try:
+            return redirect(payments.stripe_checkout_url(rt, found.id), code=303)
+        except stripe.StripeError:
+            logger.exception("Stripe could not open a checkout for purchase %s", found.id)
+            return page(summary["language"], "web.try_later", 503)
     return (
         render_template(
             "checkout.html",
@@ -80,7 +87,7 @@ def pay(token: str) -> tuple[str, int]:
     rt = _runtime()
     summary = payments.purchase_summary(rt, found)
     language = summary["language"]
-    if found.provider != "test":
+    if found.provider != "test" or rt.settings.payments != "test":
         return page(language, "web.link_invalid", 404)
     sent = request.form.get("csrf_token", "")
     if not sent or not secrets.compare_digest(sent.encode(), _csrf().encode()):

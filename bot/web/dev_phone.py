@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot import engine
 from bot.exceptions import BadInbound
+from bot.media import kind_of as media_kind
 from bot.runtime import Runtime
 from bot.store.models import InboundSms, OutboundSms
 from bot.web import is_local
@@ -115,10 +116,12 @@ def _store_media(items: Any) -> list[tuple[str, str]]:
 @blueprint.get("/media/<name>")
 def media(name: str) -> Response:
     """A photo sent from the page, served as Twilio serves MMS media."""
-    path = _media_dir() / name
-    if not re.fullmatch(r"[0-9a-f]{24}", name) or not path.exists():
+    path, kind = _media_dir() / name, _media_dir() / f"{name}.type"
+    if not re.fullmatch(r"[0-9a-f]{24}", name) or not path.exists() or not kind.exists():
         abort(404)
-    content_type = (_media_dir() / f"{name}.type").read_text() or "application/octet-stream"
+    content_type = kind.read_text()
+    if media_kind(content_type) is None:  # only what an MMS can carry, never a page
+        abort(404)
     return Response(path.read_bytes(), mimetype=content_type)
 
 

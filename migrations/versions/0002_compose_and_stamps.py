@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 05:30:07.656616
+Create Date: 2026-11-26 05:42:33.054126
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def upgrade() -> None:
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('inmate_pk', sa.Integer(), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('to_number', sa.String(length=20), nullable=True),
     sa.Column('fragments', sa.Integer(), nullable=False),
     sa.Column('last_fragment_chars', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
