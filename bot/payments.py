@@ -40,26 +40,27 @@ def stripe_checkout_url(rt: Runtime, purchase_id: int) -> str:
         account = session.get(Account, purchase.account_id)
         assert account is not None
         name = wording.wallet(account.language, purchase.state, purchase.stamps)
+        params: Any = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": purchase.currency,
+                        "unit_amount": purchase.amount_cents,
+                        "product_data": {"name": f"Kinline: {name}"},
+                    },
+                }
+            ],
+            "payment_method_types": ["card"],  # paid at once: no delayed bank debits
+            "client_reference_id": str(purchase.id),
+            "metadata": {"purchase_id": str(purchase.id)},
+            "success_url": f"{settings.public_base_url}/buy/done",
+            "cancel_url": f"{settings.public_base_url}/buy/cancelled",
+            "locale": "es" if account.language == "es" else "en",
+        }
         checkout = stripe_client(rt).v1.checkout.sessions.create(
-            params={
-                "mode": "payment",
-                "line_items": [
-                    {
-                        "quantity": 1,
-                        "price_data": {
-                            "currency": purchase.currency,
-                            "unit_amount": purchase.amount_cents,
-                            "product_data": {"name": f"Kinline: {name}"},
-                        },
-                    }
-                ],
-                "payment_method_types": ["card"],  # paid at once: no delayed bank debits
-                "client_reference_id": str(purchase.id),
-                "metadata": {"purchase_id": str(purchase.id)},
-                "success_url": f"{settings.public_base_url}/buy/done",
-                "cancel_url": f"{settings.public_base_url}/buy/cancelled",
-                "locale": "es" if account.language == "es" else "en",
-            },
+            params=params,
             options={"idempotency_key": f"kinline-purchase-{purchase.id}"},
         )
         purchase.provider_ref = checkout.id
