@@ -25,6 +25,9 @@ def main() -> None:
     )
     rt = Runtime.create(Settings.from_env())
     runtime.install(rt)
+    from bot import providers
+
+    providers.ensure_mail_runs(rt)
     stale = bot.jobs.sweep_stale(rt)
     if stale:
         logger.warning("queued %s conversation(s) with texts left unanswered", stale)

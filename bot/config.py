@@ -85,6 +85,11 @@ class Settings:
     max_stamps_per_message: int = 10
     max_attachments: int = 5
     link_ttl_seconds: int = 1800
+    refund_content_rejections: bool = False
+    provider: str = "embedded"
+    provider_url: str | None = None
+    provider_secret: str | None = None
+    twilio_mps: float = 1.0
 
     @property
     def console_mode(self) -> bool:
@@ -142,6 +147,12 @@ class Settings:
             max_stamps_per_message=_int(env, "MAX_STAMPS_PER_MESSAGE", cls.max_stamps_per_message),
             max_attachments=_int(env, "MAX_ATTACHMENTS", cls.max_attachments),
             link_ttl_seconds=_int(env, "LINK_TTL_SECONDS", cls.link_ttl_seconds),
+            refund_content_rejections=(text("REFUND_CONTENT_REJECTIONS") or "")
+            in ("1", "true", "yes"),
+            provider=(text("PROVIDER") or cls.provider).lower(),
+            provider_url=text("PROVIDER_URL"),
+            provider_secret=text("PROVIDER_SECRET"),
+            twilio_mps=_float(env, "TWILIO_MPS", cls.twilio_mps),
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -188,6 +199,12 @@ class Settings:
             raise ConfigError("TALLY_DELAY_SECONDS must be between 0 and 60")
         if self.link_ttl_seconds < 60:
             raise ConfigError("LINK_TTL_SECONDS must be at least 60")
+        if self.provider not in ("embedded", "http"):
+            raise ConfigError("PROVIDER must be embedded or http")
+        if self.provider == "http" and not (self.provider_url and self.provider_secret):
+            raise ConfigError("PROVIDER=http needs PROVIDER_URL and PROVIDER_SECRET")
+        if self.twilio_mps <= 0:
+            raise ConfigError("TWILIO_MPS must be more than 0")
         if not self.console_mode:
             missing = [
                 name

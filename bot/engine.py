@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import flows  # noqa: F401  (registers every flow)
-from bot import i18n, words
+from bot import delivery, i18n, words
 from bot.config import Settings
 from bot.exceptions import BadInbound
 from bot.flow import REGISTRY, Later, Turn
@@ -352,6 +352,8 @@ def handle(
         turn.goto("menu")
     elif keyword == "stamps" and account.consented:
         turn.goto("stamps")
+    elif keyword == "status" and account.consented:
+        turn.replies.append(delivery.status_text(session, account))
     elif keyword == "back":
         flow = turn.flow()
         if flow.can("back", turn.state):

@@ -239,14 +239,35 @@ def fetch_media(attachment_id: int) -> str:
 
 
 def submit_message(message_id: int) -> str:
-    """Hand a queued message to the facility's review (the delivery providers do this)."""
+    """Hand a queued message to the facility's review through the configured provider."""
+    from bot import delivery, providers
+
     rt = runtime.current()
+    outbox = delivery.Outbox()
     with rt.db.session() as session:
         message = session.get(Message, message_id)
         if message is None:
             return "missing"
-        logger.info("message %s (%s) is queued for delivery", message.ref, message.status)
-        return message.status
+        if message.status == "queued":
+            providers.provider_for(rt).submit(rt, session, outbox, message)
+            session.commit()
+        status = message.status
+    outbox.send(rt)
+    return status
+
+
+def mail_run(facility_id: str) -> int:
+    """A facility's mail run: deliver what staff approved, then schedule the next run."""
+    from bot import providers
+    from bot.store.models import Facility
+
+    rt = runtime.current()
+    delivered = providers.deliver_approved(rt, facility_id)
+    with rt.db.session() as session:
+        facility = session.get(Facility, facility_id)
+    if facility is not None:
+        providers.schedule_mail_run(rt, facility, utcnow() + timedelta(minutes=1))
+    return delivered
 
 
 LATER: dict[str, Callable[..., Any]] = {
@@ -254,4 +275,7 @@ LATER: dict[str, Callable[..., Any]] = {
     "fetch_media": fetch_media,
     "submit_message": submit_message,
 }
-RETRIED = {"fetch_media": Retry(max=3, interval=[5, 30, 120])}
+RETRIED = {
+    "fetch_media": Retry(max=3, interval=[5, 30, 120]),
+    "submit_message": Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 3600]),
+}

@@ -130,15 +130,26 @@ def debit(session: Session, message: Message, draft_id: int) -> bool:
     )
 
 
-def refund(session: Session, message: Message, stamps: int, reason: str) -> bool:
+def refundable(session: Session, message: Message) -> int:
+    """Stamps of a message not refunded yet."""
+    refunded = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.delta), 0)).where(
+            LedgerEntry.message_id == message.id, LedgerEntry.kind == "refund"
+        )
+    )
+    return message.stamps - int(refunded or 0)
+
+
+def refund(session: Session, message: Message, stamps: int, reason: str, detail: str = "") -> bool:
     """Give stamps of a message back to its wallet, once per (message, reason).
 
     Args:
         session: The SQL session; the caller commits.
         message: The message the stamps were paid for.
         stamps: How many come back (at most what the message cost).
-        reason: One of ``REFUND_REASONS``; one refund per (message, reason), and never more
-            in all than the message cost.
+        reason: One of ``REFUND_REASONS``; one refund per (message, reason, detail), and
+            never more in all than the message cost.
+        detail: What makes two refunds of one reason different (an attachment id).
 
     Returns:
         True when stamps were credited now, False when this refund was made before.
@@ -162,7 +173,7 @@ def refund(session: Session, message: Message, stamps: int, reason: str) -> bool
             state=message.state,
             delta=stamps,
             kind="refund",
-            idempotency_key=f"refund:message:{message.id}:{reason}",
+            idempotency_key=f"refund:message:{message.id}:{reason}:{detail}",
             message_id=message.id,
             reason=reason,
         ),

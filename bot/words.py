@@ -15,6 +15,7 @@ BACK_WORDS = frozenset({"back", "atras", "volver", "regresar"})
 SPANISH_WORDS = frozenset({"es", "espanol", "spanish", "en espanol"})
 ENGLISH_WORDS = frozenset({"en", "english", "ingles", "en ingles"})
 STAMPS_WORDS = frozenset({"stamps", "stamp", "estampillas", "estampilla", "sellos"})
+STATUS_WORDS = frozenset({"status", "estatus", "estado", "my messages", "mis mensajes"})
 
 YES_WORDS = frozenset(
     {
@@ -81,6 +82,7 @@ def keyword(text: str) -> str | None:
         ("es", SPANISH_WORDS),
         ("en", ENGLISH_WORDS),
         ("stamps", STAMPS_WORDS),
+        ("status", STATUS_WORDS),
     ):
         if word in group:
             return name

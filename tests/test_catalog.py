@@ -94,7 +94,10 @@ def sms_keys(language: str) -> list[str]:
 def code_keys() -> set[str]:
     """Catalog keys named in the code and the page templates."""
     keys: set[str] = set()
-    prefixes = "onboarding|menu|lookup|help|stop|start|language|error|compose|media|stamps|web"
+    prefixes = (
+        "onboarding|menu|lookup|help|stop|start|language|error|compose|media|stamps|web"
+        "|delivery|status"
+    )
     pattern = re.compile(rf"\"((?:{prefixes})[a-z_.]*)\"")
     sources = [*ROOT.glob("bot/**/*.py"), *ROOT.glob("flows/*.py"), *ROOT.glob("bot/web/**/*.html")]
     for path in sources:
@@ -116,6 +119,8 @@ def test_every_key_the_code_uses_exists_and_every_entry_is_used():
     assert missing == set(), "texts used in code but missing from the catalog"
     # Built from parts in code: lookup.shape.*, plural pairs, media reasons, card outcomes.
     built = re.compile(
+        r"^delivery\.(rejected|returned)\.|^delivery\.(delivered|photo_rejected|moved\w*)$|"
+        r"^status\.where\.|"
         r"lookup\.shape\.|\.(one|other)$|^media\.reason\.|^compose\.media\.|^web\.card_"
     )
     assert {key for key in english - used if not built.search(key)} == set(), "unused entries"

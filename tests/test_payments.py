@@ -80,14 +80,14 @@ def assert_sent_once(rt, phone) -> Message:
     with rt.db.session() as session:
         message = session.scalars(select(Message)).one()
         assert message.ref == match.group(1)
-        assert (message.status, message.stamps, message.state) == ("queued", 2, "TX")
+        assert (message.status, message.stamps, message.state) == ("in_review", 2, "TX")
         assert "The garden is blooming" in message.body
         attachments = session.scalars(select(Attachment).where(Attachment.message_id == message.id))
         assert [a.status for a in attachments] == ["stored"]
         events = session.scalars(
             select(MessageEvent.status).where(MessageEvent.message_id == message.id)
         )
-        assert list(events) == ["queued"]
+        assert list(events) == ["queued", "submitted", "in_review"]  # the worker submitted it
         assert stamps.balance(session, message.account_id, "TX") == 3
         deltas = session.scalars(select(LedgerEntry.delta).order_by(LedgerEntry.id)).all()
         assert deltas == [5, -2]
@@ -370,7 +370,7 @@ def test_the_whole_story_in_spanish(rt, client, phone, sample_directory, media_s
     assert "Ana" in gone[0]
     with rt.db.session() as session:
         statuses = session.scalars(select(Message.status)).all()
-    assert statuses == ["queued"]
+    assert statuses == ["queued"]  # the worker has not submitted it yet
     texts = replies + worker_texts(rt, phone.number)
     assert all(sms.segment_count(text) <= 3 for text in texts), [
         (sms.segment_count(text), text) for text in texts if sms.segment_count(text) > 3

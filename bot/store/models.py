@@ -277,10 +277,13 @@ class Message(Base):
     body: Mapped[str] = mapped_column(Text)
     stamps: Mapped[int]
     status: Mapped[str] = mapped_column(String(12), default="queued")
+    reason: Mapped[str | None] = mapped_column(String(40))  # why it was rejected or returned
+    delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     inmate: Mapped[Inmate] = relationship(lazy="joined")
+    facility: Mapped[Facility] = relationship(lazy="joined")
     attachments: Mapped[list[Attachment]] = relationship(
         primaryjoin="Message.id == Attachment.message_id", order_by="Attachment.id", viewonly=True
     )
@@ -349,3 +352,68 @@ class PaymentEvent(Base):
     event_id: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(80))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderEvent(Base):
+    """A delivery provider's event, kept so a repeat changes nothing."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reply(Base):
+    """A reply from the person in prison to a family member's message."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    inmate_pk: Mapped[int] = mapped_column(ForeignKey("inmates.id"))
+    ref: Mapped[str] = mapped_column(String(8), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    source_key: Mapped[str] = mapped_column(String(255), unique=True)  # provider event id
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    inmate: Mapped[Inmate] = relationship(lazy="joined")
+
+
+# --- facility desk and tablet ---------------------------------------------------------
+
+
+class Staff(Base):
+    """A facility staff member who reviews messages at the desk."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffFacility(Base):
+    """Which facilities a staff member works for (they see only those)."""
+
+    __tablename__ = "staff_facilities"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    facility_id: Mapped[str] = mapped_column(ForeignKey("facilities.id"), primary_key=True)
+
+
+class TabletPin(Base):
+    """The PIN a person in prison uses on the tablet page (embedded provider only)."""
+
+    __tablename__ = "tablet_pins"
+
+    inmate_pk: Mapped[int] = mapped_column(ForeignKey("inmates.id"), primary_key=True)
+    pin_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,237 @@
+"""Where messages go for review and delivery: the embedded facility desk, or a provider's
+HTTP API. Both feed the same lifecycle (``bot.delivery``)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from datetime import datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import requests
+from rq.exceptions import DuplicateJobError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import delivery, i18n, notify, sms
+from bot.runtime import Runtime
+from bot.store.models import Account, Facility, Message, Reply, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class Provider(Protocol):
+    """Hands a queued message to the facility's review."""
+
+    name: str
+
+    def submit(
+        self, rt: Runtime, session: Session, outbox: delivery.Outbox, message: Message
+    ) -> None:
+        """Submit the message; raise to have the job retried."""
+        ...
+
+
+class EmbeddedProvider:
+    """The facility desk in this app: a submitted message waits in the staff review queue."""
+
+    name = "embedded"
+
+    def submit(
+        self, rt: Runtime, session: Session, outbox: delivery.Outbox, message: Message
+    ) -> None:
+        """Put the message in the facility's review queue."""
+        delivery.advance(rt, session, outbox, message, "submit")
+        delivery.advance(rt, session, outbox, message, "review")
+
+
+def sign(secret: str, body: bytes) -> str:
+    """``X-Kinline-Signature``: hex HMAC-SHA256 of the raw body."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class HttpProvider:
+    """A provider's API: messages are POSTed to ``PROVIDER_URL``, events come back signed."""
+
+    name = "http"
+
+    def submit(
+        self, rt: Runtime, session: Session, outbox: delivery.Outbox, message: Message
+    ) -> None:
+        """POST the message; a 2xx answer means the provider has it."""
+        settings = rt.settings
+        assert settings.provider_url and settings.provider_secret
+        payload = {
+            "id": message.ref,
+            "facility_id": message.facility_id,
+            "state": message.state,
+            "inmate_id": message.inmate.inmate_id,
+            "inmate_name": message.inmate.full_name,
+            "body": message.body,
+            "attachments": [
+                {"id": a.id, "content_type": a.content_type, "size_bytes": a.size_bytes}
+                for a in message.attachments
+                if a.status == "stored"
+            ],
+            "created_at": message.created_at.isoformat(),
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        response = requests.post(
+            f"{settings.provider_url.rstrip('/')}/messages",
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Kinline-Signature": sign(settings.provider_secret, body),
+                "Idempotency-Key": f"message-{message.ref}",
+            },
+            timeout=(5, 20),
+        )
+        if response.status_code >= 300:
+            raise RuntimeError(f"provider answered {response.status_code} for {message.ref}")
+        delivery.advance(rt, session, outbox, message, "submit")
+
+
+def provider_for(rt: Runtime) -> Provider:
+    """The configured provider."""
+    return HttpProvider() if rt.settings.provider == "http" else EmbeddedProvider()
+
+
+# --- mail runs ------------------------------------------------------------------------
+
+
+def run_times(facility: Facility) -> list[time]:
+    """A facility's mail runs as local times of day."""
+    return [time.fromisoformat(part) for part in facility.mail_runs.split(";") if part.strip()]
+
+
+def next_run(facility: Facility, now: datetime) -> datetime | None:
+    """The next mail run after ``now``, in UTC (None when the facility has none)."""
+    zone = ZoneInfo(facility.timezone)
+    local = now.astimezone(zone)
+    for days in range(0, 3):
+        day = (local + timedelta(days=days)).date()
+        for at in sorted(run_times(facility)):
+            candidate = datetime.combine(day, at, tzinfo=zone)
+            if candidate > local:
+                return candidate.astimezone(now.tzinfo)
+    return None
+
+
+def schedule_mail_run(rt: Runtime, facility: Facility, now: datetime | None = None) -> str | None:
+    """Make sure the facility's next mail run is scheduled; a second call is refused.
+
+    Returns:
+        The job id, or None when the facility has no runs.
+    """
+    from bot import jobs
+
+    at = next_run(facility, now or utcnow())
+    if at is None:
+        return None
+    job_id = f"mailrun-{facility.id}-{at:%Y%m%dT%H%M}"
+    with contextlib.suppress(DuplicateJobError):  # scheduled already: once is enough
+        rt.queue.enqueue_at(at, jobs.mail_run, facility.id, job_id=job_id, unique=True)
+    return job_id
+
+
+def ensure_mail_runs(rt: Runtime) -> int:
+    """Schedule every facility's next run (at worker start: any number of workers may)."""
+    with rt.db.session() as session:
+        facilities = session.scalars(select(Facility).where(Facility.emessages.is_(True))).all()
+    return sum(1 for facility in facilities if schedule_mail_run(rt, facility))
+
+
+def deliver_approved(rt: Runtime, facility_id: str, at: datetime | None = None) -> int:
+    """A mail run: every approved message of the facility is delivered now."""
+    outbox = delivery.Outbox()
+    with rt.db.session() as session:
+        messages = session.scalars(
+            select(Message)
+            .where(Message.facility_id == facility_id, Message.status == "approved")
+            .order_by(Message.id)
+        ).all()
+        for message in messages:
+            delivery.advance(rt, session, outbox, message, "deliver", at=at)
+        session.commit()
+    outbox.send(rt)
+    return len(messages)
+
+
+# --- replies --------------------------------------------------------------------------
+
+REPLY_SEGMENTS = 10
+
+
+def record_reply(
+    rt: Runtime,
+    session: Session,
+    outbox: delivery.Outbox,
+    message: Message,
+    body: str,
+    source_key: str,
+) -> Reply | None:
+    """A reply from the person to a message: kept, and texted to the family (whole up to
+    ten segments, else a signed link to read it)."""
+    if session.scalar(select(Reply.id).where(Reply.source_key == source_key)) is not None:
+        return None
+    if not message.facility.replies:
+        logger.warning("reply to %s from a facility without replies", message.ref)
+    reply = Reply(
+        message_id=message.id,
+        account_id=message.account_id,
+        inmate_pk=message.inmate_pk,
+        ref=new_reply_ref(session),
+        body=body,
+        source_key=source_key,
+    )
+    session.add(reply)
+    session.flush()
+    account = session.get(Account, message.account_id)
+    assert account is not None
+    first = message.inmate.first_name
+    text = i18n.text(account.language, "delivery.reply", first=first, ref=reply.ref, body=body)
+    if sms.segment_count(text) > REPLY_SEGMENTS:
+        url = reply_link(rt, reply)
+        text = i18n.text(
+            account.language, "delivery.reply_link", first=first, ref=reply.ref, url=url
+        )
+    out = notify.queue_text(session, rt, account, text, f"reply:{reply.id}")
+    if out is not None:
+        outbox.texts.append(out)
+    return reply
+
+
+def new_reply_ref(session: Session) -> str:
+    """A short reference for a reply, like a message's."""
+    from flows.compose import REF_ALPHABET
+
+    while True:
+        ref = "".join(secrets.choice(REF_ALPHABET) for _ in range(5))
+        if session.scalar(select(Reply.id).where(Reply.ref == ref)) is None:
+            return ref
+
+
+def reply_link(rt: Runtime, reply: Reply) -> str:
+    """A signed link to read a long reply (it works for 30 days)."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    token = URLSafeTimedSerializer(rt.settings.secret_key, salt="kinline-reply").dumps(reply.id)
+    return f"{rt.settings.public_base_url}/r/{token}"
+
+
+def read_reply_link(rt: Runtime, token: str, max_age: int = 30 * 86400) -> int | None:
+    """The reply id a link stands for, or None when it is not valid or too old."""
+    from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+    try:
+        value: Any = URLSafeTimedSerializer(rt.settings.secret_key, salt="kinline-reply").loads(
+            token, max_age=max_age
+        )
+    except BadSignature:
+        return None
+    return value if isinstance(value, int) else None
