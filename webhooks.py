@@ -17,7 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot import directory, engine, payments
+from bot import directory, engine, jobs, payments
 from bot.config import Settings
 from bot.exceptions import BadInbound, ConfigError, DirectoryImportError
 from bot.runtime import Runtime
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.add_url_rule("/healthz", view_func=healthz)
     app.add_url_rule("/sms/inbound", view_func=sms_inbound, methods=["POST"])
+    app.add_url_rule("/sms/status", view_func=sms_status, methods=["POST"])
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(OperationalError, unavailable)
     app.register_error_handler(redis.RedisError, unavailable)
@@ -107,23 +108,40 @@ def healthz() -> tuple[dict[str, Any], int]:
     return {"ok": True, "console_mode": rt.settings.console_mode}, 200
 
 
-def sms_inbound() -> Response:
-    """Twilio's inbound SMS webhook: check, record, handle, answer in TwiML."""
+def refused() -> Response | None:
+    """A 403 for a Twilio webhook without a valid signature (None when it may go on)."""
     settings = runtime().settings
     if settings.twilio_auth_token:
         signature = request.headers.get("X-Twilio-Signature")
-        if not twilio_signature_ok(
-            settings.twilio_auth_token, public_url(), request.form, signature
-        ):
+        token = settings.twilio_auth_token
+        if not twilio_signature_ok(token, public_url(), request.form, signature):
             return plain("Forbidden: missing or invalid X-Twilio-Signature", 403)
     elif not (settings.console_mode and is_local(request.remote_addr)):
         return plain("Forbidden: unsigned requests are taken only locally in console mode", 403)
+    return None
+
+
+def sms_inbound() -> Response:
+    """Twilio's inbound SMS webhook: check, record, handle, answer in TwiML."""
+    if (answer := refused()) is not None:
+        return answer
     try:
-        inbound = engine.parse_inbound(request.form, settings)
+        inbound = engine.parse_inbound(request.form, runtime().settings)
         replies = engine.receive(runtime(), inbound)
     except BadInbound as error:
         return plain(f"Bad request: {error}", 400)
     return twiml(replies or [])
+
+
+def sms_status() -> Response:
+    """Twilio's status callback for texts we sent: recorded, out of order safe."""
+    if (answer := refused()) is not None:
+        return answer
+    sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "")
+    if not sid or not status:
+        return plain("Bad request: MessageSid and MessageStatus are required", 400)
+    result = jobs.record_status(runtime(), sid, status, request.form.get("ErrorCode") or None)
+    return plain(result, 200)
 
 
 def stripe_webhook() -> Response:

@@ -90,6 +90,7 @@ class Settings:
     provider_url: str | None = None
     provider_secret: str | None = None
     twilio_mps: float = 1.0
+    quiet_hours: bool = True
 
     @property
     def console_mode(self) -> bool:
@@ -153,6 +154,7 @@ class Settings:
             provider_url=text("PROVIDER_URL"),
             provider_secret=text("PROVIDER_SECRET"),
             twilio_mps=_float(env, "TWILIO_MPS", cls.twilio_mps),
+            quiet_hours=(text("QUIET_HOURS") or "on").lower() not in ("0", "off", "no", "false"),
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

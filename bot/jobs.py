@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 
-from bot import i18n, media, runtime, stamps, wording
+from bot import i18n, media, runtime, sms, stamps, wording
 from bot.flow import Later
 from bot.runtime import Runtime
 from bot.store.models import (
@@ -23,6 +23,7 @@ from bot.store.models import (
     OutboundSms,
     utcnow,
 )
+from bot.transport import SendError, classify
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +43,21 @@ def enqueue_later(rt: Runtime, later: Later) -> None:
         logger.info("job %s already queued", later.job_id)
 
 
-def enqueue_sms(rt: Runtime, out: OutboundSms) -> None:
-    """Queue the sending of a committed outbound row; a second enqueue is refused."""
+SMS_RETRY = Retry(max=6, interval=[5, 15, 60, 300, 900, 1800])
+
+
+def enqueue_sms(rt: Runtime, out: OutboundSms, at: datetime | None = None) -> None:
+    """Queue the sending of a committed outbound row (now, or at ``at``).
+
+    The job id is the row's (plus the time for a deferred send), so a second enqueue of
+    the same send is refused; the job itself checks the row before doing anything.
+    """
     try:
-        rt.queue.enqueue(send_sms, out.id, job_id=f"sms-{out.id}", unique=True)
+        if at is None:
+            rt.queue.enqueue(send_sms, out.id, job_id=f"sms-{out.id}", unique=True, retry=SMS_RETRY)
+        else:
+            job_id = f"sms-{out.id}-at-{at:%Y%m%dT%H%M%S%f}"
+            rt.queue.enqueue_at(at, send_sms, out.id, job_id=job_id, unique=True, retry=SMS_RETRY)
     except DuplicateJobError:
         logger.info("send job for outbound %s already queued", out.id)
 
@@ -62,38 +74,110 @@ def enqueue_pending(rt: Runtime, from_number: str, to_number: str) -> None:
 
 
 def send_sms(outbound_id: int) -> str:
-    """Send one outbound text unless it was sent already or the number opted out.
+    """Send one outbound text, once, at an allowed time and pace.
+
+    Opted-out and unreachable numbers are never texted (the STOP and HELP answers
+    excepted); notifications wait out the recipient's quiet hours; the shared token bucket
+    keeps every worker together under ``TWILIO_MPS`` segments per second. The row is marked
+    ``sending`` before the provider is called and gets the SID after: a job that finds a row
+    left ``sending`` (its worker died) asks the provider whether the text went out before
+    sending it again. Transient errors raise, for RQ to retry with backoff.
 
     Returns:
-        The row's status afterwards.
+        What happened: the row's status, or ``deferred`` / ``paced`` / ``busy``.
     """
+    from bot import pace, quiet
+
     rt = runtime.current()
+    lock = rt.redis.lock(f"kinline:sms-lock:{outbound_id}", timeout=120, blocking=False)
+    if not lock.acquire():
+        # Another job is on this very text, or one died holding the lock: look again
+        # once the lock has run out.
+        with rt.db.session() as session:
+            out = session.get(OutboundSms, outbound_id)
+            if out is not None and out.status in ("queued", "sending"):
+                enqueue_sms(rt, out, at=utcnow() + timedelta(seconds=130))
+        return "busy"
+    try:
+        with rt.db.session() as session:
+            out = session.get(OutboundSms, outbound_id)
+            if out is None:
+                logger.error("outbound %s does not exist", outbound_id)
+                return "missing"
+            if out.status not in ("queued", "sending"):
+                return out.status
+            account = session.scalars(select(Account).where(Account.phone == out.to_number)).first()
+            if account is not None and out.kind != "compliance":
+                if account.opted_out_at is not None:
+                    return _finish(session, out, "suppressed")
+                if account.unreachable_at is not None:
+                    return _finish(session, out, "unreachable")
+            now = rt.clock()
+            if out.kind == "notification" and rt.settings.quiet_hours:
+                allowed = quiet.next_allowed(out.to_number, now)
+                if allowed is not None:
+                    enqueue_sms(rt, out, at=allowed)
+                    return "deferred"
+            wait = pace.Pace(rt.redis, rt.settings.twilio_mps).take(
+                out.from_number, sms.segment_count(out.body) or 1
+            )
+            if wait > 0:
+                enqueue_sms(rt, out, at=now + timedelta(seconds=wait))
+                return "paced"
+            if out.status == "sending" and out.attempted_at is not None:
+                sid = rt.sender.find(out.to_number, out.body, out.attempted_at)
+                if sid is not None:  # it went out before the worker died
+                    out.provider_sid = sid
+                    return _finish(session, out, "sent")
+            out.status = "sending"
+            out.attempted_at = now
+            out.attempts += 1
+            session.commit()
+            to, body, sender = out.to_number, out.body, out.from_number
+        try:
+            sid = rt.sender.send(to, body, sender, status_callback(rt))
+        except SendError as error:
+            return _failed(rt, outbound_id, error)
+        with rt.db.session() as session:
+            out = session.get(OutboundSms, outbound_id)
+            assert out is not None
+            out.provider_sid = sid
+            return _finish(session, out, "sent")
+    finally:
+        lock.release()
+
+
+def status_callback(rt: Runtime) -> str | None:
+    """Where Twilio reports delivery statuses (only when Twilio is configured)."""
+    if rt.settings.console_mode:
+        return None
+    return f"{rt.settings.public_base_url}/sms/status"
+
+
+def _finish(session: Any, out: OutboundSms, status: str) -> str:
+    out.status = status
+    out.updated_at = utcnow()
+    session.commit()
+    return status
+
+
+def _failed(rt: Runtime, outbound_id: int, error: SendError) -> str:
+    """Record a provider error: retry what may pass later, stop for good otherwise."""
     with rt.db.session() as session:
         out = session.get(OutboundSms, outbound_id)
-        if out is None:
-            logger.error("outbound %s does not exist", outbound_id)
-            return "missing"
-        if out.status not in ("queued", "sending"):
-            return out.status
-        opted_out = session.scalar(
-            select(Account.opted_out_at).where(Account.phone == out.to_number)
-        )
-        if opted_out is not None and out.kind != "compliance":
-            out.status = "suppressed"
+        assert out is not None
+        out.error_code = error.code
+        if error.kind == "transient":
+            out.status = "queued"  # nothing went out: the retry sends it
             session.commit()
-            return out.status
-        if out.status == "sending":
-            # A worker died between marking and sending; the delivery issue adds the
-            # check with the provider before any second attempt.
-            logger.warning("outbound %s was left sending; sending again", outbound_id)
-        out.status = "sending"
-        session.commit()
-        sid = rt.sender.send(out.to_number, out.body)
-        out.provider_sid = sid
-        out.status = "sent"
-        out.updated_at = utcnow()
-        session.commit()
-        return out.status
+            raise error
+        account = session.scalars(select(Account).where(Account.phone == out.to_number)).first()
+        if account is not None and error.kind == "opted_out":
+            account.opted_out_at = account.opted_out_at or utcnow()
+        if account is not None and error.kind == "unreachable":
+            account.unreachable_at = account.unreachable_at or utcnow()
+        logger.warning("outbound %s not sent: %s", outbound_id, error)
+        return _finish(session, out, "failed" if error.kind != "unreachable" else "unreachable")
 
 
 def handle_pending(from_number: str, to_number: str) -> int:
@@ -174,7 +258,7 @@ def tally(draft_id: int, fragment: int) -> str:
             stamps=wording.stamp_count(account.language, need),
         )
         out = notify.queue_text(
-            session, rt, account, body, f"tally:{draft.id}:{fragment}", draft.to_number
+            session, rt, account, body, f"tally:{draft.id}:{fragment}", draft.to_number, "response"
         )
         session.commit()
     if out is not None:
@@ -231,7 +315,9 @@ def fetch_media(attachment_id: int) -> str:
         )
         body = i18n.text(account.language, "compose.media.refused", reason=why)
         key = f"media-refused:{attachment.id}"
-        out = notify.queue_text(session, rt, account, body, key, attachment.draft.to_number)
+        out = notify.queue_text(
+            session, rt, account, body, key, attachment.draft.to_number, "response"
+        )
         session.commit()
     if out is not None:
         enqueue_sms(rt, out)
@@ -279,3 +365,58 @@ RETRIED = {
     "fetch_media": Retry(max=3, interval=[5, 30, 120]),
     "submit_message": Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 3600]),
 }
+
+
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
+TWILIO_STATUSES = {
+    "accepted": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+}
+MAX_ATTEMPTS = 3
+
+
+def record_status(rt: Runtime, sid: str, twilio_status: str, error_code: str | None) -> str:
+    """Apply a Twilio status callback; statuses may come late or out of order.
+
+    A text the carrier could not deliver for a passing reason is sent again (a few
+    times); a number the carrier says is gone is marked unreachable.
+
+    Returns:
+        What happened: ``updated``, ``stale``, ``unknown`` or ``resent``.
+    """
+    status = TWILIO_STATUSES.get(twilio_status.lower())
+    if status is None:
+        return "stale"
+    with rt.db.session() as session:
+        out = session.scalars(select(OutboundSms).where(OutboundSms.provider_sid == sid)).first()
+        if out is None:
+            return "unknown"
+        if (
+            STATUS_RANK.get(status, 0) <= STATUS_RANK.get(out.status, 0)
+            or out.status not in STATUS_RANK
+        ):
+            return "stale"
+        out.status = status
+        out.error_code = error_code or out.error_code
+        out.updated_at = utcnow()
+        kind = classify(error_code, None) if status in ("undelivered", "failed") else None
+        account = session.scalars(select(Account).where(Account.phone == out.to_number)).first()
+        if kind == "unreachable" and account is not None:
+            account.unreachable_at = account.unreachable_at or utcnow()
+        if kind == "opted_out" and account is not None:
+            account.opted_out_at = account.opted_out_at or utcnow()
+        resend = kind == "transient" and out.attempts < MAX_ATTEMPTS
+        if resend:
+            out.status = "queued"
+            out.provider_sid = None
+        session.commit()
+    if resend:
+        backoff = timedelta(seconds=60 * 2 ** (out.attempts - 1))
+        enqueue_sms(rt, out, at=utcnow() + backoff)
+        return "resent"
+    return "updated"

@@ -22,10 +22,13 @@ def queue_text(
     body: str,
     idempotency_key: str,
     from_number: str | None = None,
+    kind: str = "notification",
 ) -> OutboundSms | None:
     """Add an outbound text in the caller's transaction, once per ``idempotency_key``.
 
-    The caller commits, then passes the row to ``jobs.enqueue_sms``.
+    The caller commits, then passes the row to ``jobs.enqueue_sms``. ``kind`` is
+    ``notification`` (news the person did not just ask for: quiet hours apply) or
+    ``response`` (an answer to what they just did, like a tally: sent at once).
 
     Returns:
         The new row, or None when the key was used before or the number opted out.
@@ -43,7 +46,7 @@ def queue_text(
         to_number=account.phone,
         from_number=from_number or rt.settings.bot_number,
         body=body,
-        kind="notification",
+        kind=kind,
         status="queued",
     )
     session.add(out)

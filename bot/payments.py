@@ -178,7 +178,7 @@ def paid_text(session: Any, rt: Runtime, purchase: Purchase) -> OutboundSms | No
         balance = wording.wallet(language, purchase.state, have)
         body = i18n.text(language, "stamps.paid", stamps=bought, balance=balance)
     return notify.queue_text(
-        session, rt, account, body, f"paid:{purchase.id}", from_number=purchase.to_number
+        session, rt, account, body, f"paid:{purchase.id}", purchase.to_number, "response"
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from redis import Redis
 from rq import Queue
@@ -13,6 +15,7 @@ from bot.config import Settings
 from bot.exceptions import ConfigError
 from bot.store.conversations import ConversationStore
 from bot.store.db import Database
+from bot.store.models import utcnow
 from bot.transport import Sender, make_sender
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ class Runtime:
     db: Database
     sender: Sender
     redis_client: Redis | None = None
+    clock: Callable[[], datetime] = utcnow  # what time it is (tests set their own)
 
     @classmethod
     def create(cls, settings: Settings, sender: Sender | None = None) -> Runtime:

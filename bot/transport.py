@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
@@ -14,12 +18,41 @@ from bot.config import Settings
 
 logger = logging.getLogger(__name__)
 
+# Twilio error codes (https://www.twilio.com/docs/api/errors) and what we do about them.
+OPTED_OUT = {"21610"}  # the recipient replied STOP to this sender at the carrier
+UNREACHABLE = {"21211", "21614", "30005", "30006"}  # invalid, not mobile, unknown, landline
+TRANSIENT = {"20429", "30003", "30008"}  # too many requests, unreachable now, unknown error
+
+
+class SendError(Exception):
+    """A text that could not be handed to the provider; ``kind`` says what to do."""
+
+    def __init__(self, kind: str, code: str | None, detail: str) -> None:
+        super().__init__(f"{kind} ({code}): {detail}")
+        self.kind = kind  # "transient", "opted_out", "unreachable" or "failed"
+        self.code = code
+
+
+def classify(code: str | None, status: int | None) -> str:
+    """What a provider error means for us: retry, stop for this number, or give up."""
+    if code in OPTED_OUT:
+        return "opted_out"
+    if code in UNREACHABLE:
+        return "unreachable"
+    if code in TRANSIENT or status == 429 or (status is not None and status >= 500):
+        return "transient"
+    return "failed"
+
 
 class Sender(Protocol):
     """Something that sends one text and returns the provider's message id."""
 
-    def send(self, to: str, body: str) -> str:
-        """Send ``body`` to ``to``; return the provider SID."""
+    def send(self, to: str, body: str, from_number: str, status_callback: str | None) -> str:
+        """Send ``body`` to ``to``; return the provider SID. Raises ``SendError``."""
+        ...
+
+    def find(self, to: str, body: str, since: datetime) -> str | None:
+        """The SID of a text with this body sent to ``to`` since ``since``, if any."""
         ...
 
 
@@ -29,29 +62,65 @@ class ConsoleSender:
     def __init__(self, from_number: str) -> None:
         self.from_number = from_number
 
-    def send(self, to: str, body: str) -> str:
+    def send(self, to: str, body: str, from_number: str, status_callback: str | None) -> str:
         """Log the text and return a made-up SID."""
         sid = "SMconsole" + secrets.token_hex(12)
-        logger.info("SMS %s -> %s (%s): %s", self.from_number, to, sid, body)
+        logger.info("SMS %s -> %s (%s): %s", from_number or self.from_number, to, sid, body)
         return sid
+
+    def find(self, to: str, body: str, since: datetime) -> str | None:
+        """The console keeps nothing to look up."""
+        return None
 
 
 class TwilioSender:
-    """Sends through Twilio's REST API with the account's credentials."""
+    """Sends through Twilio's REST API (``TWILIO_API_BASE`` for a compatible test double)."""
 
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         self.settings = settings
-        self.client = client or Client(settings.twilio_account_sid, settings.twilio_auth_token)
+        if client is None:
+            client = Client(
+                settings.twilio_account_sid,
+                settings.twilio_auth_token,
+                http_client=TwilioHttpClient(timeout=15),
+            )
+            if settings.twilio_api_base:
+                client.api.base_url = settings.twilio_api_base
+        self.client = client
 
-    def send(self, to: str, body: str) -> str:
+    def send(self, to: str, body: str, from_number: str, status_callback: str | None) -> str:
         """Create the message at Twilio and return its SID."""
         params: dict[str, Any] = {"to": to, "body": body}
         if self.settings.twilio_messaging_service_sid:
             params["messaging_service_sid"] = self.settings.twilio_messaging_service_sid
         else:
-            params["from_"] = self.settings.twilio_from
-        message = self.client.messages.create(**params)
+            params["from_"] = from_number or self.settings.twilio_from
+        if status_callback:
+            params["status_callback"] = status_callback
+        try:
+            message = self.client.messages.create(**params)
+        except TwilioRestException as error:
+            code = str(error.code) if error.code else None
+            raise SendError(classify(code, error.status), code, error.msg) from error
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise SendError("transient", None, str(error)) from error
         return str(message.sid)
+
+    def find(self, to: str, body: str, since: datetime) -> str | None:
+        """Look for a text already created (a worker died before it could note the SID)."""
+        try:
+            sent = self.client.messages.list(
+                to=to, date_sent_after=since - timedelta(days=1), limit=50
+            )
+        except (TwilioRestException, requests.ConnectionError, requests.Timeout) as error:
+            raise SendError("transient", None, f"cannot check what was sent: {error}") from error
+        for message in sent:
+            created = message.date_created
+            if message.body == body and (
+                created is None or created >= since - timedelta(minutes=2)
+            ):
+                return str(message.sid)
+        return None
 
 
 def make_sender(settings: Settings) -> Sender:

@@ -172,3 +172,78 @@ def stripe_signature(secret: str, payload: bytes, timestamp: int | None = None) 
     signed = f"{timestamp}.".encode() + payload
     digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
+
+
+@dataclass
+class FakeTwilioApi(FakeServer):
+    """Twilio's Messages API: create (with scripted errors) and list, in Twilio's JSON.
+
+    ``errors`` is a list of (http status, Twilio code) answers given to the next creates,
+    in order; ``refuse`` maps a recipient to the error its creates always get; with
+    ``hold`` set, a create is recorded and then waits until ``release`` is set (a worker
+    killed then has handed the text to Twilio without hearing back).
+    """
+
+    account_sid: str = "AC" + "5" * 32
+    auth_token: str = "twilio-auth-token"
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[tuple[int, int]] = field(default_factory=list)
+    refuse: dict[str, tuple[int, int]] = field(default_factory=dict)
+    hold: threading.Event | None = None
+    release: threading.Event = field(default_factory=threading.Event)
+    received: threading.Event = field(default_factory=threading.Event)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    lock: Any = field(default_factory=threading.Lock)
+
+    def answer(self, method: str, path: str, headers: Any, body: bytes) -> Served:
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
+        if headers.get("Authorization") != expected:
+            return self._json({"code": 20003, "message": "Authenticate", "status": 401}, 401)
+        base = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        if method == "POST" and path == base:
+            form = dict(parse_qsl(body.decode()))
+            with self.lock:
+                error = self.refuse.get(form.get("To", "")) or (
+                    self.errors.pop(0) if self.errors else None
+                )
+                if error is not None:
+                    status, code = error
+                    return self._json(
+                        {"code": code, "message": f"error {code}", "status": status}, status
+                    )
+                message = {
+                    "sid": f"SM{next(self._ids):032x}",
+                    "account_sid": self.account_sid,
+                    "to": form.get("To"),
+                    "from": form.get("From"),
+                    "messaging_service_sid": form.get("MessagingServiceSid"),
+                    "body": form.get("Body"),
+                    "status": "queued",
+                    "status_callback": form.get("StatusCallback"),
+                    "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
+                    "date_sent": None,
+                    "num_segments": "1",
+                    "direction": "outbound-api",
+                    "error_code": None,
+                    "uri": f"{base[:-5]}/SM.json",
+                }
+                self.messages.append(message)
+            self.received.set()
+            if self.hold is not None and self.hold.is_set():
+                self.release.wait(30)
+            return self._json(message, 201)
+        if method == "GET" and path.startswith(base):
+            query = dict(parse_qsl(path.partition("?")[2]))
+            found = [m for m in self.messages if m["to"] == query.get("To", m["to"])]
+            page = {
+                "messages": found, "page": 0, "page_size": 50, "first_page_uri": path,
+                "next_page_uri": None, "previous_page_uri": None, "uri": path, "start": 0, "end": len(found),
+            }  # fmt: skip
+            return self._json(page)
+        return self._json({"code": 20404, "message": "not found", "status": 404}, 404)
+
+    @staticmethod
+    def _json(data: dict[str, Any], status: int = 200) -> Served:
+        return Served(json.dumps(data).encode(), "application/json", status)

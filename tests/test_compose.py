@@ -26,7 +26,10 @@ def worker_texts(rt, number: str) -> list[str]:
     with rt.db.session() as session:
         rows = session.scalars(
             select(OutboundSms)
-            .where(OutboundSms.to_number == number, OutboundSms.kind == "notification")
+            .where(
+                OutboundSms.to_number == number,
+                OutboundSms.kind.in_(("notification", "response")),
+            )
             .order_by(OutboundSms.id)
         ).all()
         return [row.body for row in rows if row.status == "sent"]

@@ -77,6 +77,7 @@ class Account(Base):
     consent_at: Mapped[datetime | None]
     terms_version: Mapped[str | None] = mapped_column(String(20))
     opted_out_at: Mapped[datetime | None]
+    unreachable_at: Mapped[datetime | None]  # the carrier says texts cannot reach it
 
     contacts: Mapped[list[Contact]] = relationship(back_populates="account")
 
@@ -208,8 +209,10 @@ class OutboundSms(Base):
     body: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
-    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    provider_sid: Mapped[str | None] = mapped_column(String(64), index=True)
     error_code: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    attempted_at: Mapped[datetime | None]
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_sms.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

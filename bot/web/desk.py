@@ -419,7 +419,9 @@ def reject_attachment(attachment_id: int) -> Response:
     rt, outbox = runtime(), delivery.Outbox()
     with rt.db.session() as db:
         attachment, message = _attachment(db, attachment_id)
-        done = delivery.reject_attachment(rt, db, outbox, message, attachment, "not_allowed")
+        done = attachment.status == "stored" and delivery.reject_attachment(
+            rt, db, outbox, message, attachment, "not_allowed"
+        )  # only a photo that was paid for and shown can be refused (and refunded)
         db.commit()
         ref = message.ref
     outbox.send(rt)

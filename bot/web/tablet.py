@@ -138,7 +138,9 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         return _login_page(state, failed=False)
     with runtime().db.session() as db:
-        person = check_pin(db, state, request.form.get("inmate_id", ""), request.form.get("pin", ""))
+        person = check_pin(
+            db, state, request.form.get("inmate_id", ""), request.form.get("pin", "")
+        )
     if person is None:
         logger.info("tablet sign-in refused")
         return _login_page(state, failed=True)
