@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,7 +18,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot import directory, engine, jobs, payments
+from bot import directory, engine, jobs, payments, providers
 from bot.config import Settings
 from bot.exceptions import BadInbound, ConfigError, DirectoryImportError
 from bot.runtime import Runtime
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_error_handler(redis.RedisError, unavailable)
     app.register_error_handler(ConfigError, unavailable)
     app.add_url_rule("/payments/stripe/webhook", view_func=stripe_webhook, methods=["POST"])
+    app.add_url_rule("/provider/events", view_func=provider_events, methods=["POST"])
     app.register_blueprint(checkout.blueprint)
     if settings.console_mode:
         from bot.web.dev_phone import blueprint
@@ -155,6 +157,31 @@ def stripe_webhook() -> Response:
     except ValueError as error:
         return plain(f"Bad request: {error}", 400)
     return plain(payments.handle_stripe_event(rt, event), 200)
+
+
+def provider_events() -> Response:
+    """A delivery provider's events: HMAC of the raw body, applied once per event id."""
+    rt = runtime()
+    if rt.settings.provider != "http":
+        return json_answer({"error": "the HTTP provider is not enabled"}, 404)
+    body = request.get_data()  # the raw body, before anything parses it
+    if not providers.verify(rt, body, request.headers.get("X-Kinline-Signature")):
+        return json_answer({"error": "missing or invalid X-Kinline-Signature"}, 401)
+    try:
+        event = json.loads(body)
+        if not isinstance(event, dict):
+            raise ValueError("not an object")
+        result = providers.handle_event(rt, event)
+    except providers.EventError as error:
+        return json_answer({"error": str(error)}, error.status)
+    except ValueError as error:
+        return json_answer({"error": f"body must be a JSON object: {error}"}, 400)
+    return json_answer({"result": result}, 200)
+
+
+def json_answer(data: dict[str, Any], status: int) -> Response:
+    """A JSON answer with a status code."""
+    return Response(json.dumps(data), status=status, mimetype="application/json")
 
 
 def http_error(error: HTTPException) -> Response:

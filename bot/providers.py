@@ -235,3 +235,126 @@ def read_reply_link(rt: Runtime, token: str, max_age: int = 30 * 86400) -> int |
     except BadSignature:
         return None
     return value if isinstance(value, int) else None
+
+
+# --- events from an HTTP provider -----------------------------------------------------
+
+EVENT_TYPES = {
+    "message.in_review": "review",
+    "message.approved": "approve",
+    "message.delivered": "deliver",
+    "message.read": "read",
+    "message.rejected": "reject",
+    "message.returned": "return",
+}
+OTHER_EVENTS = ("attachment.rejected", "message.reply", "person.transferred", "person.released")
+
+
+class EventError(ValueError):
+    """A provider event we cannot apply; ``status`` is the HTTP answer to give."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def verify(rt: Runtime, body: bytes, signature: str | None) -> bool:
+    """Check ``X-Kinline-Signature`` (hex HMAC-SHA256 of the raw body)."""
+    secret = rt.settings.provider_secret
+    if not secret or not signature:
+        return False
+    return hmac.compare_digest(sign(secret, body), signature.strip().lower())
+
+
+def handle_event(rt: Runtime, event: dict[str, Any]) -> str:
+    """Apply one provider event, once per event id.
+
+    Returns:
+        ``applied``, ``repeat``, ``refused`` (impossible from where the message is) or
+        ``duplicate`` (this event id was applied before).
+
+    Raises:
+        EventError: For an event that is malformed (400) or names nothing we know (404).
+    """
+    from bot.store.models import Attachment, Inmate, ProviderEvent
+
+    kind = event.get("type")
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
+        raise EventError(400, "id must be a non-empty string")
+    if kind not in EVENT_TYPES and kind not in OTHER_EVENTS:
+        raise EventError(400, f"unknown type {kind!r}")
+    outbox = delivery.Outbox()
+    with rt.db.session() as session:
+        if session.scalar(
+            select(ProviderEvent.id).where(
+                ProviderEvent.provider == "http", ProviderEvent.event_id == event_id
+            )
+        ):
+            return "duplicate"
+        session.add(ProviderEvent(provider="http", event_id=event_id, kind=str(kind)))
+        result = "applied"
+        if kind in ("person.transferred", "person.released"):
+            inmate = session.scalars(
+                select(Inmate).where(
+                    Inmate.state == str(event.get("state", "")).upper(),
+                    Inmate.inmate_id == str(event.get("inmate_id", "")),
+                )
+            ).first()
+            if inmate is None:
+                raise EventError(404, "no such person")
+            if kind == "person.released":
+                delivery.release(rt, session, outbox, inmate)
+            else:
+                facility = session.get(Facility, str(event.get("facility_id", "")))
+                if facility is None or facility.state != inmate.state:
+                    raise EventError(400, "facility_id must be a facility in the person's state")
+                delivery.transfer(rt, session, outbox, inmate, facility)
+        else:
+            message = session.scalars(
+                select(Message).where(Message.ref == str(event.get("message_id", "")))
+            ).first()
+            if message is None:
+                raise EventError(404, "no such message")
+            reason = event.get("reason")
+            if kind == "message.rejected" and reason not in delivery.REJECTION_REASONS:
+                raise EventError(
+                    400, f"reason must be one of {', '.join(delivery.REJECTION_REASONS)}"
+                )
+            if kind == "message.returned" and reason not in delivery.RETURN_REASONS:
+                raise EventError(400, f"reason must be one of {', '.join(delivery.RETURN_REASONS)}")
+            if kind in EVENT_TYPES:
+                at = _when(event.get("occurred_at"))
+                result = delivery.advance(
+                    rt, session, outbox, message, EVENT_TYPES[kind], reason, at
+                )
+            elif kind == "attachment.rejected":
+                attachment = session.get(Attachment, event.get("attachment_id"))
+                if attachment is None or attachment.message_id != message.id:
+                    raise EventError(404, "no such attachment on this message")
+                done = delivery.reject_attachment(
+                    rt, session, outbox, message, attachment, str(reason or "not_allowed")
+                )
+                result = "applied" if done else "repeat"
+            else:
+                body = event.get("body")
+                if not isinstance(body, str) or not body.strip() or len(body) > 6000:
+                    raise EventError(400, "body must be 1 to 6000 characters")
+                reply = record_reply(rt, session, outbox, message, body, f"http:{event_id}")
+                result = "applied" if reply else "repeat"
+        session.commit()
+    outbox.send(rt)
+    return result
+
+
+def _when(value: Any) -> datetime | None:
+    """An ISO 8601 time with a zone, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise EventError(400, "occurred_at must be ISO 8601 with a time zone") from None
+    if parsed.tzinfo is None:
+        raise EventError(400, "occurred_at must have a time zone")
+    return parsed

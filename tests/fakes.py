@@ -239,7 +239,8 @@ class FakeTwilioApi(FakeServer):
             found = [m for m in self.messages if m["to"] == query.get("To", m["to"])]
             page = {
                 "messages": found, "page": 0, "page_size": 50, "first_page_uri": path,
-                "next_page_uri": None, "previous_page_uri": None, "uri": path, "start": 0, "end": len(found),
+                "next_page_uri": None, "previous_page_uri": None, "uri": path, "start": 0,
+                "end": len(found),
             }  # fmt: skip
             return self._json(page)
         return self._json({"code": 20404, "message": "not found", "status": 404}, 404)
