@@ -23,7 +23,7 @@ from bot.config import Settings
 from bot.exceptions import BadInbound, ConfigError, DirectoryImportError
 from bot.runtime import Runtime
 from bot.transport import twilio_signature_ok
-from bot.web import checkout, is_local
+from bot.web import checkout, desk, is_local, tablet
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = Flask(__name__)
     # Webhooks are small; the dev phone (console mode only) uploads photos.
     largest = 8 * 2**20 if settings.console_mode else 256 * 2**10
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=largest)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=largest,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+    )
     app.extensions["kinline"] = rt
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -63,12 +68,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_url_rule("/payments/stripe/webhook", view_func=stripe_webhook, methods=["POST"])
     app.add_url_rule("/provider/events", view_func=provider_events, methods=["POST"])
     app.register_blueprint(checkout.blueprint)
+    app.register_blueprint(desk.blueprint)
+    app.register_blueprint(tablet.blueprint)
+    app.register_blueprint(tablet.reply_blueprint)
     if settings.console_mode:
         from bot.web.dev_phone import blueprint
 
         app.register_blueprint(blueprint)
     app.cli.add_command(directory_cli)
     app.cli.add_command(db_cli)
+    app.cli.add_command(desk.desk_cli)
     return app
 
 

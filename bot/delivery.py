@@ -172,8 +172,8 @@ def reject_attachment(
     Returns:
         True when the attachment was refused now (False: it was already).
     """
-    if attachment.message_id != message.id or attachment.status == "rejected":
-        return False
+    if attachment.message_id != message.id or attachment.status != "stored":
+        return False  # not part of what was paid for, or refused already
     if message.status not in ("submitted", "in_review"):
         logger.warning("message %s: too late to refuse an attachment", message.ref)
         return False
@@ -202,6 +202,8 @@ def transfer(
     Returns:
         How many messages were returned.
     """
+    if facility.state != inmate.state:
+        raise ValueError(f"{facility.id} is not in {inmate.state}")
     if inmate.facility_id == facility.id:
         return 0
     before = inmate.facility_id

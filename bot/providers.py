@@ -155,11 +155,13 @@ def deliver_approved(rt: Runtime, facility_id: str, at: datetime | None = None) 
             .where(Message.facility_id == facility_id, Message.status == "approved")
             .order_by(Message.id)
         ).all()
-        for message in messages:
-            delivery.advance(rt, session, outbox, message, "deliver", at=at)
+        moved = sum(
+            delivery.advance(rt, session, outbox, message, "deliver", at=at) == "applied"
+            for message in messages
+        )
         session.commit()
     outbox.send(rt)
-    return len(messages)
+    return moved
 
 
 # --- replies --------------------------------------------------------------------------
@@ -312,7 +314,9 @@ def handle_event(rt: Runtime, event: dict[str, Any]) -> str:
                 delivery.transfer(rt, session, outbox, inmate, facility)
         else:
             message = session.scalars(
-                select(Message).where(Message.ref == str(event.get("message_id", "")))
+                select(Message)
+                .where(Message.ref == str(event.get("message_id", "")))
+                .with_for_update()  # one event at a time per message (PostgreSQL)
             ).first()
             if message is None:
                 raise EventError(404, "no such message")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import i18n, quiet
+from bot import i18n
 from bot.store.models import Attachment, Inmate, Message, Reply, Staff, TabletPin
-from bot.web import desk, tablet
+from bot.web import desk
 from tests.conftest import drain
 from tests.fakes import JPEG
 from tests.test_compose import worker_texts
@@ -28,25 +28,6 @@ def en(key: str, **values: Any) -> str:
     from markupsafe import escape
 
     return str(escape(i18n.text("en", key, **values)))
-
-
-@pytest.fixture(autouse=True)
-def at_once(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Texts go out at once, whatever the hour and however many: quiet hours and pacing are
-    tested in test_quiet.py and test_pace.py."""
-    monkeypatch.setattr(quiet, "next_allowed", lambda phone, now: None)
-    rt.settings = replace(rt.settings, twilio_mps=1000.0)
-
-
-@pytest.fixture
-def app(app: Any) -> Any:
-    """The app with the desk, the tablet and the reply page (until ``create_app`` has them)."""
-    for blueprint in (desk.blueprint, tablet.blueprint, tablet.reply_blueprint):
-        if blueprint.name not in app.blueprints:
-            app.register_blueprint(blueprint)
-    if "desk" not in app.cli.commands:
-        app.cli.add_command(desk.desk_cli)
-    return app
 
 
 def cli(app: Any, *args: str, input: str | None = None) -> Any:

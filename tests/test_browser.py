@@ -1,0 +1,170 @@
+"""The facility desk and the tablet in a real browser (headless Chromium, driven by Playwright).
+
+Screenshots of each step are kept in ``test-artifacts/`` for people to look at.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from bot.store.models import Message
+from tests.conftest import ROOT, Phone, drain
+from tests.fakes import JPEG
+from tests.test_compose import mms, worker_texts
+from tests.test_delivery import grant
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def live(app: Any) -> Iterator[str]:
+    """The app served over HTTP on this machine, for the browser."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (CI does: apt-get install chromium)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def cli(app: Any, *args: str) -> None:
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 0, result.output
+
+
+def family_message(
+    rt, client, number: str, inmate_id: str, body: str, photo_url: str | None
+) -> str:
+    phone = Phone(client, number)
+    for text in ("Hi", "YES", "TX", inmate_id, "yes"):
+        phone.text(text)
+    grant(rt, number, "TX", 10)
+    phone.text("1")
+    phone.send(body)
+    if photo_url:
+        mms(phone, "", photo_url, "image/jpeg")
+    drain(rt)
+    phone.text("DONE")
+    assert phone.text("SEND").startswith("Sent for review")
+    drain(rt)
+    with rt.db.session() as session:
+        return session.scalars(select(Message).order_by(Message.id.desc())).first().ref
+
+
+def desk_login(context: Any, live: str, email: str) -> Any:
+    page = context.new_page()
+    page.goto(f"{live}/facility")
+    assert "/facility/login" in page.url  # the desk needs a signed-in staff member
+    page.fill("#email", email)
+    page.fill("#password", "correct horse battery")
+    page.click("button[type=submit]")
+    return page
+
+
+def test_desk_and_tablet_story(rt, app, client, live, browser, sample_directory, media_server):
+    ana = family_message(
+        rt, client, "+15125550101", "01234567", "Hi Ana, the garden is blooming. Love, mom.",
+        media_server.add("ME1", JPEG, "image/jpeg"),
+    )  # fmt: skip
+    rosa = family_message(rt, client, "+15125550102", "02310876", "Hola Rosa", None)
+    cli(app, "desk", "add-staff", "--email", "hv@tdcj.test", "--name", "Huntsville Desk",
+        "--facility", "TX-HV", "--password", "correct horse battery")  # fmt: skip
+    cli(app, "desk", "add-staff", "--email", "mv@tdcj.test", "--name", "Mountain View Desk",
+        "--facility", "TX-MV", "--password", "correct horse battery")  # fmt: skip
+    cli(app, "desk", "set-pin", "--state", "TX", "--inmate-id", "01234567", "--pin", "4321")
+
+    # Huntsville staff: sees Ana's message (not Rosa's), refuses the photo, approves, mails.
+    huntsville = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = desk_login(huntsville, live, "hv@tdcj.test")
+    assert page.locator(f"#message-{ana}").is_visible()
+    assert page.locator(f"#message-{rosa}").count() == 0
+    assert page.locator(f"#message-{ana} img").count() == 1
+    shot(page, "desk-queue")
+    # A form without its CSRF token changes nothing.
+    page.evaluate(
+        """(ref) => document.querySelectorAll(`#message-${ref} input[name=csrf_token]`)
+                      .forEach((input) => input.remove())""",
+        ana,
+    )
+    page.locator(f"#message-{ana} button", has_text="Approve").click()
+    assert page.locator("body").inner_text().startswith("Kinline")
+    with rt.db.session() as session:
+        assert (
+            session.scalars(select(Message.status).where(Message.ref == ana)).one() == "in_review"
+        )
+    page.goto(f"{live}/facility")
+    page.locator(f"#message-{ana} figcaption button").click()
+    page.locator(f"#message-{ana} button", has_text="Approve").click()
+    assert page.locator("#notice").is_visible()
+    page.locator("#facility-TX-HV button").click()
+    shot(page, "desk-after-mail-run")
+
+    # Mountain View staff: Rosa's message only; Huntsville's photo is not theirs to see.
+    mountain = browser.new_context()
+    other = desk_login(mountain, live, "mv@tdcj.test")
+    assert other.locator(f"#message-{rosa}").is_visible()
+    assert other.locator(f"#message-{ana}").count() == 0
+    with rt.db.session() as session:
+        photo_id = (
+            session.scalars(select(Message).where(Message.ref == ana)).one().attachments[0].id
+        )
+    assert other.goto(f"{live}/facility/media/{photo_id}").status == 404
+
+    # The tablet: Ana signs in, reads the message, replies.
+    tablet = browser.new_context(viewport={"width": 800, "height": 1000})
+    screen = tablet.new_page()
+    screen.goto(f"{live}/tablet/login")
+    screen.select_option("#state", "TX")
+    screen.fill("#inmate_id", "01234567")
+    screen.fill("#pin", "4321")
+    screen.click("button[type=submit]")
+    shot(screen, "tablet-list")
+    screen.locator("a.button").first.click()
+    assert "the garden is blooming" in screen.inner_text("#text")
+    screen.fill("#body", "Thank you mom! I love the garden. See you soon.")
+    screen.locator("form button[type=submit]", has_text="Send").click()
+    assert screen.locator("#sent").is_visible()
+    shot(screen, "tablet-replied")
+    drain(rt)
+
+    texts = worker_texts(rt, "+15125550101")
+    assert any(t.startswith(f"Huntsville Unit did not accept a photo in {ana}") for t in texts)
+    assert any(t.startswith(f"Delivered: your message {ana} reached Ana") for t in texts)
+    assert texts[-1].endswith("Thank you mom! I love the garden. See you soon.")
+    with rt.db.session() as session:
+        statuses = dict(session.execute(select(Message.ref, Message.status)).all())
+    assert statuses == {ana: "read", rosa: "in_review"}
