@@ -304,9 +304,8 @@ def tell(
         values["time"] = local_time(language, account.phone, when)
     values["back"] = ""
     if refunded:
-        wallet = wording.wallet(
-            language, message.state, stamps.balance(session, account.id, message.state)
-        )
+        have = stamps.balance(session, account.id, message.state)
+        wallet = wording.wallet_short(language, message.state, have)
         values["back"] = wording.count(language, "delivery.back", refunded, balance=wallet)
     event_key = f"delivery.{event}"
     body = i18n.text(language, event_key, **values)

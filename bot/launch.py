@@ -56,6 +56,36 @@ def load_sample_directory(settings: Settings) -> None:
     db.dispose()
 
 
+def seed_demo_desk(settings: Settings) -> tuple[str, str] | None:
+    """Console mode only: a desk account for every sample facility and one tablet PIN for
+    every sample person, with a fresh password, so the whole story can be tried at once.
+
+    Returns:
+        The password and the PIN, or None when staff exist already.
+    """
+    from werkzeug.security import generate_password_hash
+
+    from bot.store.db import Database
+    from bot.store.models import Facility, Inmate, Staff, TabletPin
+    from bot.web.desk import save_staff
+
+    db = Database(settings.database_url)
+    with db.session() as session:
+        if session.scalar(select(func.count()).select_from(Staff)):
+            return None
+        password = secrets.token_urlsafe(9)
+        pin = f"{secrets.randbelow(10**6):06d}"
+        facilities = list(session.scalars(select(Facility.id)))
+        save_staff(session, "desk@kinline.test", "Demo desk", facilities, password)
+        pin_hash = generate_password_hash(pin)
+        for inmate_pk in session.scalars(select(Inmate.id)):
+            if session.get(TabletPin, inmate_pk) is None:
+                session.add(TabletPin(inmate_pk=inmate_pk, pin_hash=pin_hash))
+        session.commit()
+    db.dispose()
+    return password, pin
+
+
 def main() -> int:
     """Start everything; return the exit status of the process group."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -88,6 +118,12 @@ def main() -> int:
     print(f"Kinline is starting on {base}  (health: {base}/healthz)")
     if settings.console_mode:
         print(f"Dev phone: {base}/dev/phone")
+        demo = seed_demo_desk(settings)
+        if demo is not None:
+            print(f"Facility desk: {base}/facility  (desk@kinline.test, password {demo[0]})")
+            print(f"Tablet: {base}/tablet  (any sample person, e.g. TX 01234567, PIN {demo[1]})")
+        else:
+            print(f"Facility desk: {base}/facility   Tablet: {base}/tablet")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     command = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start", "-p", port]

@@ -30,6 +30,11 @@ def wallet(language: str, state: str, n: int) -> str:
     return count(language, "stamps.state", n, state=states()[state].display_name(language))
 
 
+def wallet_short(language: str, state: str, n: int) -> str:
+    """``24 TX stamps``: the short form, for texts that must stay within one SMS."""
+    return count(language, "stamps.code", n, state=state)
+
+
 def size(language: str, chars: int, attachments: Sequence[HasKind]) -> str:
     """``7,412 characters and 1 photo``."""
     parts = [count(language, "compose.chars", chars)] if chars or not attachments else []

@@ -162,7 +162,7 @@ def test_desk_and_tablet_story(rt, app, client, live, browser, sample_directory,
     drain(rt)
 
     texts = worker_texts(rt, "+15125550101")
-    assert any(t.startswith(f"Huntsville Unit did not accept a photo in {ana}") for t in texts)
+    assert any(t.startswith(f"Huntsville Unit refused a photo in {ana}") for t in texts)
     assert any(t.startswith(f"Delivered: your message {ana} reached Ana") for t in texts)
     assert texts[-1].endswith("Thank you mom! I love the garden. See you soon.")
     with rt.db.session() as session:

@@ -48,6 +48,10 @@ VALUES = {
     "second": "2 photos",
     "phone": "0123",
     "mb": 5,
+    "time": "Tue 6:02 PM",
+    "back": "Your 2 stamps are back: 24 PA stamps. ",
+    "body": "Hi mom, I got your letter. I'm ok. Tell everyone I said hi.",
+    "where": "delivered Tue 6:02 PM",
     "short": "3 Pennsylvania stamps",
 }
 BUNDLE_LINES = "\n".join(

@@ -122,8 +122,10 @@ def test_rejection_for_content_keeps_the_stamps_by_default(rt, phone, sample_dir
     drain(rt)
     assert balance(rt, phone.number) == 9
     text = worker_texts(rt, phone.number)[-1]
-    assert text.startswith(f"Huntsville Unit did not accept message {ref} for its content")
-    assert text.endswith("Reply MENU to write again.")
+    assert text == (
+        f"Huntsville Unit did not accept {ref}: staff found content that is not allowed."
+        " Reply MENU."
+    )
 
 
 def test_other_rejections_give_every_stamp_back(rt, phone, sample_directory):
@@ -132,8 +134,8 @@ def test_other_rejections_give_every_stamp_back(rt, phone, sample_directory):
     drain(rt)
     assert balance(rt, phone.number) == 10
     assert worker_texts(rt, phone.number)[-1] == (
-        f"Huntsville Unit says message {ref} was for someone else. Your 1 stamp is back"
-        " (you have 10 Texas stamps). Check the ID, then reply MENU to write again."
+        f"Huntsville Unit says {ref} was for someone else. Your 1 stamp is back:"
+        " 10 TX stamps. Check the ID, then reply MENU."
     )
 
 
@@ -156,8 +158,8 @@ def test_a_rejected_photo_refunds_its_own_stamp_and_the_rest_is_delivered(
     assert balance(rt, phone.number) == 9
     texts = worker_texts(rt, phone.number)
     assert texts[-2] == (
-        f"Huntsville Unit did not accept a photo in {ref}; the rest goes on to Ana."
-        " Your 1 stamp is back (you have 9 Texas stamps). Reply STATUS to follow it."
+        f"Huntsville Unit refused a photo in {ref}; the rest goes to Ana."
+        " Your 1 stamp is back: 9 TX stamps. Reply STATUS."
     )
     assert texts[-1].startswith(f"Delivered: your message {ref}")
 
@@ -175,7 +177,7 @@ def test_transfer_to_a_facility_without_service_returns_the_message(rt, phone, s
     assert message(rt, ref).status == "returned"
     assert balance(rt, phone.number) == 10
     texts = worker_texts(rt, phone.number)
-    assert f"Message {ref} could not be delivered: Ana was moved" in texts[-2]
+    assert f"{ref} could not be delivered: Ana was moved" in texts[-2]
     assert texts[-1].startswith(
         "Ana was moved to Lane Murray Unit, which does not take e-messages."
     )

@@ -180,7 +180,7 @@ def test_rejections_refund_per_policy(rt, staff, phone, new_phone, sample_direct
     assert (message(rt, kept).status, message(rt, refunded).status) == ("rejected", "rejected")
     assert balance(rt, phone.number) == 9  # content: the stamp stays spent
     assert balance(rt, other.number) == 10
-    assert "for its content" in worker_texts(rt, phone.number)[-1]
+    assert "staff found content that is not allowed" in worker_texts(rt, phone.number)[-1]
     assert "was for someone else. Your 1 stamp is back" in worker_texts(rt, other.number)[-1]
     assert staff.post(f"/facility/messages/{kept}/reject", reason="rude").status_code == 400
 
@@ -203,7 +203,7 @@ def test_reject_one_photo_refunds_its_stamp(rt, staff, phone, sample_directory, 
     drain(rt)
     assert balance(rt, phone.number) == 9
     assert worker_texts(rt, phone.number)[-1].startswith(
-        f"Huntsville Unit did not accept a photo in {ref}; the rest goes on to Ana."
+        f"Huntsville Unit refused a photo in {ref}; the rest goes to Ana."
     )
     with rt.db.session() as session:
         assert session.get(Attachment, photo).status == "rejected"

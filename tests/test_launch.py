@@ -69,6 +69,17 @@ def test_launcher_serves_health_dev_phone_and_runs_a_worker(tmp_path):
         assert health == {"ok": True, "console_mode": True}
         output = (tmp_path / "launch.log").read_text()
         assert f"Dev phone: {base}/dev/phone" in output
+        desk = re.search(r"Facility desk: \S+  \(desk@kinline.test, password (\S+)\)", output)
+        assert desk, output
+        login = requests.Session()
+        page = login.get(f"{base}/facility/login", timeout=5).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        signed_in = login.post(
+            f"{base}/facility/login",
+            data={"csrf_token": token, "email": "desk@kinline.test", "password": desk.group(1)},
+            timeout=5,
+        )
+        assert signed_in.status_code == 200 and "Huntsville Unit" in signed_in.text
         assert "Loaded the sample directory" in output
         redis_url = re.search(r"Embedded Redis at (unix://\S+)", output).group(1)
         redis = Redis.from_url(redis_url)
