@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 import redis
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from flask.cli import AppGroup
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -23,7 +23,7 @@ from bot.config import Settings
 from bot.exceptions import BadInbound, ConfigError, DirectoryImportError
 from bot.runtime import Runtime
 from bot.transport import twilio_signature_ok
-from bot.web import checkout, desk, is_local, tablet
+from bot.web import checkout, desk, is_local, runtime, tablet
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +79,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.cli.add_command(db_cli)
     app.cli.add_command(desk.desk_cli)
     return app
-
-
-def runtime() -> Runtime:
-    """The current app's resources."""
-    rt: Runtime = current_app.extensions["kinline"]
-    return rt
 
 
 def plain(message: str, status: int) -> Response:

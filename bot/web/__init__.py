@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import secrets
+from collections.abc import Callable
+
+from flask import current_app, request, session
+
+from bot import i18n
+from bot.runtime import Runtime
 
 
 def is_local(address: str | None) -> bool:
@@ -11,3 +19,33 @@ def is_local(address: str | None) -> bool:
         return ipaddress.ip_address(address or "").is_loopback
     except ValueError:
         return False
+
+
+def runtime() -> Runtime:
+    """The current app's resources."""
+    rt: Runtime = current_app.extensions["kinline"]
+    return rt
+
+
+def translator(language: str) -> Callable[..., str]:
+    """``t(key, **values)`` for templates: catalog texts in ``language``."""
+    return functools.partial(i18n.text, language)
+
+
+def csrf_token(key: str = "csrf") -> str:
+    """The session's form token under ``key`` (made on first use)."""
+    token = session.get(key)
+    if not isinstance(token, str) or not token:
+        token = session[key] = secrets.token_urlsafe(24)
+    return token
+
+
+def csrf_ok(key: str = "csrf", sent: str | None = None) -> bool:
+    """True when the token sent (the form's ``csrf_token`` unless given) is the session's,
+    compared in constant time."""
+    if sent is None:
+        sent = request.form.get("csrf_token", "")
+    expected = session.get(key)
+    if not sent or not isinstance(expected, str) or not expected:
+        return False
+    return secrets.compare_digest(sent.encode(), expected.encode())

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 import stripe
-from flask import Blueprint, current_app, redirect, render_template, request, session
+from flask import Blueprint, redirect, render_template, request
 from werkzeug.wrappers import Response
 
 from bot import i18n, payments
-from bot.runtime import Runtime
 from bot.stamps import LinkError
 from bot.store.models import Purchase
+from bot.web import csrf_ok, csrf_token, runtime, translator
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("checkout", __name__, template_folder="templates")
-
-
-def _runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["kinline"]
-    return rt
 
 
 def page(language: str, key: str, status: int, **values: Any) -> tuple[str, int]:
@@ -35,18 +29,11 @@ def page(language: str, key: str, status: int, **values: Any) -> tuple[str, int]
 def _purchase(token: str) -> Purchase | tuple[str, int]:
     language = "es" if request.accept_languages.best_match(["en", "es"]) == "es" else "en"
     try:
-        return payments.purchase_by_link(_runtime(), token)
+        return payments.purchase_by_link(runtime(), token)
     except LinkError as error:
         if error.reason == "expired":
             return page(language, "web.link_expired", 410)
         return page(language, "web.link_invalid", 404)
-
-
-def _csrf() -> str:
-    token = session.get("csrf")
-    if not token:
-        token = session["csrf"] = secrets.token_urlsafe(24)
-    return str(token)
 
 
 @blueprint.get("/buy/<token>")
@@ -55,7 +42,7 @@ def open_link(token: str) -> Response | tuple[str, int]:
     found = _purchase(token)
     if not isinstance(found, Purchase):
         return found
-    rt = _runtime()
+    rt = runtime()
     summary = payments.purchase_summary(rt, found)
     if found.status == "paid":
         return page(summary["language"], "web.already_paid", 200, stamps=summary["stamps"])
@@ -70,9 +57,9 @@ def open_link(token: str) -> Response | tuple[str, int]:
             "checkout.html",
             summary=summary,
             token=token,
-            csrf_token=_csrf(),
+            csrf_token=csrf_token(),
             error=None,
-            t=_translator(summary["language"]),
+            t=translator(summary["language"]),
         ),
         200,
     )
@@ -84,13 +71,12 @@ def pay(token: str) -> tuple[str, int]:
     found = _purchase(token)
     if not isinstance(found, Purchase):
         return found
-    rt = _runtime()
+    rt = runtime()
     summary = payments.purchase_summary(rt, found)
     language = summary["language"]
     if found.provider != "test" or rt.settings.payments != "test":
         return page(language, "web.link_invalid", 404)
-    sent = request.form.get("csrf_token", "")
-    if not sent or not secrets.compare_digest(sent.encode(), _csrf().encode()):
+    if not csrf_ok():
         return page(language, "web.form_expired", 400)
     outcome = payments.pay_test(rt, found.id, request.form.get("card", ""))
     if outcome in ("paid", "already"):
@@ -102,9 +88,9 @@ def pay(token: str) -> tuple[str, int]:
             "checkout.html",
             summary=summary,
             token=token,
-            csrf_token=_csrf(),
+            csrf_token=csrf_token(),
             error=error,
-            t=_translator(language),
+            t=translator(language),
         ),
         400,
     )
@@ -124,7 +110,3 @@ def cancelled() -> tuple[str, int]:
 
 def _language() -> str:
     return "es" if request.accept_languages.best_match(["en", "es"]) == "es" else "en"
-
-
-def _translator(language: str) -> Any:
-    return lambda key, **values: i18n.text(language, key, **values)

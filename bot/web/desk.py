@@ -15,7 +15,7 @@ import functools
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,6 @@ from babel.dates import format_datetime
 from flask import (
     Blueprint,
     abort,
-    current_app,
     g,
     redirect,
     render_template,
@@ -44,6 +43,7 @@ from werkzeug.wrappers import Response
 from bot import delivery, directory, i18n, media, providers
 from bot.runtime import Runtime
 from bot.store.models import Attachment, Facility, Inmate, Message, Staff, StaffFacility, TabletPin
+from bot.web import csrf_ok, csrf_token, runtime, translator
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("desk", __name__, url_prefix="/facility", template_folder="templates")
@@ -69,34 +69,6 @@ CSP = (
 
 
 # --- shared with the tablet ---------------------------------------------------------------
-
-
-def runtime() -> Runtime:
-    """The current app's resources."""
-    rt: Runtime = current_app.extensions["kinline"]
-    return rt
-
-
-def translator(language: str) -> Callable[..., str]:
-    """``t(key, **values)`` for templates: catalog texts in ``language``."""
-    return functools.partial(i18n.text, language)
-
-
-def csrf_token(key: str) -> str:
-    """The session's form token under ``key`` (made on first use)."""
-    token = session.get(key)
-    if not isinstance(token, str) or not token:
-        token = session[key] = secrets.token_urlsafe(24)
-    return token
-
-
-def csrf_ok(key: str) -> bool:
-    """True when the posted ``csrf_token`` is the session's (compared in constant time)."""
-    sent = request.form.get("csrf_token", "")
-    expected = session.get(key)
-    if not sent or not isinstance(expected, str) or not expected:
-        return False
-    return secrets.compare_digest(sent.encode(), expected.encode())
 
 
 def form_expired(language: str) -> tuple[str, int]:

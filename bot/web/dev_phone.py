@@ -10,30 +10,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, session
+from flask import Blueprint, Response, abort, render_template, request
 from sqlalchemy import select
 
 from bot import engine
 from bot.exceptions import BadInbound
 from bot.media import kind_of as media_kind
-from bot.runtime import Runtime
 from bot.store.models import InboundSms, OutboundSms
-from bot.web import is_local
+from bot.web import csrf_ok, csrf_token, is_local, runtime
 
 blueprint = Blueprint("dev_phone", __name__, url_prefix="/dev/phone", template_folder="templates")
 LOG_LIMIT = 200
-
-
-def _runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["kinline"]
-    return rt
-
-
-def _csrf_token() -> str:
-    token = session.get("csrf")
-    if not token:
-        token = session["csrf"] = secrets.token_urlsafe(24)
-    return str(token)
 
 
 def _error(message: str, status: int = 400) -> tuple[dict[str, Any], int]:
@@ -51,24 +38,22 @@ def local_only() -> tuple[dict[str, Any], int] | None:
 @blueprint.get("")
 def page() -> str:
     """The phone page."""
-    settings = _runtime().settings
+    settings = runtime().settings
     return render_template(
-        "dev_phone.html", bot_number=settings.bot_number, poll_ms=1000, csrf_token=_csrf_token()
+        "dev_phone.html", bot_number=settings.bot_number, poll_ms=1000, csrf_token=csrf_token()
     )
 
 
 @blueprint.post("/send")
 def send() -> tuple[dict[str, Any], int]:
     """Text the bot as ``from``: the same path as Twilio's webhook, without the signature."""
-    token = request.headers.get("X-CSRF-Token", "")
-    expected = str(session.get("csrf", ""))
-    if not token or not secrets.compare_digest(token.encode(), expected.encode()):
+    if not csrf_ok(sent=request.headers.get("X-CSRF-Token", "")):
         return _error("The page expired: reload it and send again.", 403)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return _error('Send JSON like {"from": "+15125550123", "body": "YES"}.')
     sid = "SMdev" + secrets.token_hex(16)
-    settings = _runtime().settings
+    settings = runtime().settings
     form = {"MessageSid": sid, "From": str(data.get("from", "")), "To": settings.bot_number}
     form["Body"] = str(data.get("body", ""))
     try:
@@ -79,14 +64,14 @@ def send() -> tuple[dict[str, Any], int]:
     for i, (url, content_type) in enumerate(urls):
         form[f"MediaUrl{i}"], form[f"MediaContentType{i}"] = url, content_type
     try:
-        engine.receive(_runtime(), engine.parse_inbound(form, settings))
+        engine.receive(runtime(), engine.parse_inbound(form, settings))
     except BadInbound as error:
         return _error(str(error).capitalize() + ".")
     return {"ok": True, "sid": sid}, 200
 
 
 def _media_dir() -> Path:
-    return Path(_runtime().settings.media_dir) / "dev-phone"
+    return Path(runtime().settings.media_dir) / "dev-phone"
 
 
 def _store_media(items: Any) -> list[tuple[str, str]]:
@@ -102,14 +87,14 @@ def _store_media(items: Any) -> list[tuple[str, str]]:
             data = base64.b64decode(str(item.get("data", "")), validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("Media data must be base64.") from None
-        if not data or len(data) > _runtime().settings.max_media_bytes:
+        if not data or len(data) > runtime().settings.max_media_bytes:
             raise ValueError("A photo must be between 1 byte and 5 MB.")
         name = secrets.token_hex(12)
         folder = _media_dir()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
         (folder / f"{name}.type").write_text(content_type)
-        urls.append((f"{_runtime().settings.public_base_url}/dev/phone/media/{name}", content_type))
+        urls.append((f"{runtime().settings.public_base_url}/dev/phone/media/{name}", content_type))
     return urls
 
 
@@ -128,7 +113,7 @@ def media(name: str) -> Response:
 @blueprint.get("/log")
 def log() -> tuple[dict[str, Any], int]:
     """Every text to and from ``number`` after the cursor, oldest first."""
-    number = engine.e164(request.args.get("number", ""), _runtime().settings.default_region)
+    number = engine.e164(request.args.get("number", ""), runtime().settings.default_region)
     if number is None:
         return _error("Give number=+15125550123.")
     # The cursor: last inbound id, last outbound id, and the first outbound id still on its
@@ -141,7 +126,7 @@ def log() -> tuple[dict[str, Any], int]:
         return _error("after must be the cursor from the last answer.")
     if not all(0 <= part < 2**62 for part in (after_in, after_out, pending)):
         return _error("after must be the cursor from the last answer.")
-    with _runtime().db.session() as db:
+    with runtime().db.session() as db:
         inbound = db.scalars(
             select(InboundSms)
             .where(InboundSms.from_number == number, InboundSms.id > after_in)
@@ -194,7 +179,7 @@ def _event(
 
 def _local(media: list[dict[str, str]]) -> list[dict[str, str]]:
     """Media of an inbound text, with this app's own URLs made relative for the page."""
-    base = _runtime().settings.public_base_url
+    base = runtime().settings.public_base_url
     return [
         {"url": item["url"].removeprefix(base), "content_type": item.get("content_type", "")}
         for item in media

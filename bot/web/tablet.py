@@ -33,17 +33,14 @@ from bot.store.models import (
     Reply,
     TabletPin,
 )
+from bot.web import csrf_ok, csrf_token, runtime, translator
 from bot.web.desk import (
     attachments_view,
     check_nothing,
-    csrf_ok,
-    csrf_token,
     form_expired,
     local_time,
     media_file,
     private_headers,
-    runtime,
-    translator,
 )
 
 logger = logging.getLogger(__name__)
