@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import flows  # noqa: F401  (registers every flow)
-from bot import delivery, i18n, words
+from bot import delivery, i18n, sms, words
 from bot.config import Settings
 from bot.exceptions import BadInbound
 from bot.flow import REGISTRY, Later, Turn
@@ -224,6 +224,7 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> None:
         account = session.scalars(select(Account).where(Account.phone == row.from_number)).first()
         language = account.language if account else i18n.DEFAULT_LANGUAGE
         outcome = Outcome([i18n.text(language, "error.sorry")], keep=True)
+    outcome.replies = [sms.printable(reply) for reply in outcome.replies]
     now = utcnow()
     # Mark it handled first: this write takes the row (and, on SQLite, the database) so a
     # webhook giving up on the wait cannot change reply_via between our read and commit.

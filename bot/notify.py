@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import i18n, jobs
+from bot import i18n, jobs, sms
 from bot.runtime import Runtime
 from bot.store.models import Account, OutboundSms
 
@@ -45,7 +45,7 @@ def queue_text(
         idempotency_key=idempotency_key,
         to_number=account.phone,
         from_number=from_number or rt.settings.bot_number,
-        body=body,
+        body=sms.printable(body),
         kind=kind,
         status="queued",
     )

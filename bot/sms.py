@@ -128,6 +128,15 @@ def plain(text: str) -> str:
     return "".join(kept)
 
 
+_UNPRINTABLE: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (an echo of what someone typed may carry them;
+    they cannot be sent, and XML such as TwiML cannot hold them). Tabs and line breaks stay."""
+    return _UNPRINTABLE.sub("", text)
+
+
 def septet_length(text: str) -> int:
     """Return the number of GSM-7 septets ``text`` takes.
 
