@@ -316,7 +316,7 @@ def handle_event(rt: Runtime, event: dict[str, Any]) -> str:
             message = session.scalars(
                 select(Message)
                 .where(Message.ref == str(event.get("message_id", "")))
-                .with_for_update()  # one event at a time per message (PostgreSQL)
+                .with_for_update(of=Message)  # one event at a time per message (PostgreSQL)
             ).first()
             if message is None:
                 raise EventError(404, "no such message")
