@@ -145,7 +145,10 @@ def sms_status() -> Response:
     sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "")
     if not sid or not status:
         return plain("Bad request: MessageSid and MessageStatus are required", 400)
-    result = jobs.record_status(runtime(), sid, status, request.form.get("ErrorCode") or None)
+    row = request.args.get("o", "")
+    outbound_id = int(row) if row.isdigit() and len(row) < 18 else None
+    error_code = request.form.get("ErrorCode") or None
+    result = jobs.record_status(runtime(), sid, status, error_code, outbound_id)
     return plain(result, 200)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from babel.dates import format_datetime
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from transitions import Machine, MachineError
 
@@ -125,6 +125,15 @@ def advance(
         )
         return "refused"
     at = at or utcnow()
+    # Compare and set: of two concurrent steps from the same status only one wins.
+    changed = session.execute(
+        update(Message)
+        .where(Message.id == message.id, Message.status == message.status)
+        .values(status=position.state)
+    )
+    if not getattr(changed, "rowcount", 0):
+        session.refresh(message)
+        return "repeat" if message.status == destination else "refused"
     message.status = position.state
     message.updated_at = at
     if reason:
@@ -177,6 +186,8 @@ def reject_attachment(
     if message.status not in ("submitted", "in_review"):
         logger.warning("message %s: too late to refuse an attachment", message.ref)
         return False
+    # One change to this message at a time, so the refund cap below holds (PostgreSQL).
+    session.execute(select(Message.id).where(Message.id == message.id).with_for_update())
     attachment.status = "rejected"
     attachment.reason = reason
     per = rt.settings.stamps_per_attachment

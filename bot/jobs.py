@@ -46,12 +46,16 @@ def enqueue_later(rt: Runtime, later: Later) -> None:
 SMS_RETRY = Retry(max=6, interval=[5, 15, 60, 300, 900, 1800])
 
 
-def enqueue_sms(rt: Runtime, out: OutboundSms, at: datetime | None = None) -> None:
+def enqueue_sms(
+    rt: Runtime, out: OutboundSms, at: datetime | None = None, fresh: bool = False
+) -> None:
     """Queue the sending of a committed outbound row (now, or at ``at``).
 
     The job id is the row's (plus the time for a deferred send), so a second enqueue of
     the same send is refused; the job itself checks the row before doing anything.
     """
+    if fresh:  # a sweep: the first job may have failed for good and still hold its id
+        at = at or utcnow()
     try:
         if at is None:
             rt.queue.enqueue(send_sms, out.id, job_id=f"sms-{out.id}", unique=True, retry=SMS_RETRY)
@@ -125,7 +129,16 @@ def send_sms(outbound_id: int) -> str:
                 enqueue_sms(rt, out, at=now + timedelta(seconds=wait))
                 return "paced"
             if out.status == "sending" and out.attempted_at is not None:
-                sid = rt.sender.find(out.to_number, out.body, out.attempted_at)
+                known = {
+                    str(sid)
+                    for sid in session.scalars(
+                        select(OutboundSms.provider_sid).where(
+                            OutboundSms.to_number == out.to_number,
+                            OutboundSms.provider_sid.is_not(None),
+                        )
+                    )
+                }
+                sid = rt.sender.find(out.to_number, out.body, out.attempted_at, known)
                 if sid is not None:  # it went out before the worker died
                     out.provider_sid = sid
                     return _finish(session, out, "sent")
@@ -135,7 +148,7 @@ def send_sms(outbound_id: int) -> str:
             session.commit()
             to, body, sender = out.to_number, out.body, out.from_number
         try:
-            sid = rt.sender.send(to, body, sender, status_callback(rt))
+            sid = rt.sender.send(to, body, sender, status_callback(rt, outbound_id))
         except SendError as error:
             return _failed(rt, outbound_id, error)
         with rt.db.session() as session:
@@ -147,11 +160,13 @@ def send_sms(outbound_id: int) -> str:
         lock.release()
 
 
-def status_callback(rt: Runtime) -> str | None:
-    """Where Twilio reports delivery statuses (only when Twilio is configured)."""
+def status_callback(rt: Runtime, outbound_id: int) -> str | None:
+    """Where Twilio reports delivery statuses (only when Twilio is configured). The row id
+    rides along (Twilio signs the query too), so a callback that beats the SID still finds
+    its text."""
     if rt.settings.console_mode:
         return None
-    return f"{rt.settings.public_base_url}/sms/status"
+    return f"{rt.settings.public_base_url}/sms/status?o={outbound_id}"
 
 
 def _finish(session: Any, out: OutboundSms, status: str) -> str:
@@ -170,6 +185,9 @@ def _failed(rt: Runtime, outbound_id: int, error: SendError) -> str:
         if error.kind == "transient":
             out.status = "queued"  # nothing went out: the retry sends it
             session.commit()
+            raise error
+        if error.kind == "ambiguous":
+            session.commit()  # stays "sending": the retry asks Twilio before sending again
             raise error
         account = session.scalars(select(Account).where(Account.phone == out.to_number)).first()
         if account is not None and error.kind == "opted_out":
@@ -223,12 +241,15 @@ def sweep_stale(rt: Runtime) -> int:
         ).all()
     for from_number, to_number in pairs:
         enqueue_pending(rt, from_number, to_number)
+    stamp = f"{utcnow():%Y%m%dT%H%M%S}"  # sweeps use their own job ids: a failed job keeps its id
     for out in texts:
-        enqueue_sms(rt, out)
+        enqueue_sms(rt, out, fresh=True)
     for attachment_id in photos:
-        enqueue_later(rt, Later("fetch_media", (attachment_id,), job_id=f"media-{attachment_id}"))
+        job_id = f"media-{attachment_id}-sweep-{stamp}"
+        enqueue_later(rt, Later("fetch_media", (attachment_id,), job_id=job_id))
     for message_id in messages:
-        enqueue_later(rt, Later("submit_message", (message_id,), job_id=f"submit-{message_id}"))
+        job_id = f"submit-{message_id}-sweep-{stamp}"
+        enqueue_later(rt, Later("submit_message", (message_id,), job_id=job_id))
     return len(pairs) + len(texts) + len(photos) + len(messages)
 
 
@@ -348,12 +369,13 @@ def mail_run(facility_id: str) -> int:
     from bot.store.models import Facility
 
     rt = runtime.current()
-    delivered = providers.deliver_approved(rt, facility_id)
+    if rt.settings.provider != "embedded":
+        return 0  # with a provider's API, the provider says when a message is delivered
     with rt.db.session() as session:
         facility = session.get(Facility, facility_id)
-    if facility is not None:
+    if facility is not None:  # the next run first: a failure here must not end the runs
         providers.schedule_mail_run(rt, facility, utcnow() + timedelta(minutes=1))
-    return delivered
+    return providers.deliver_approved(rt, facility_id)
 
 
 LATER: dict[str, Callable[..., Any]] = {
@@ -380,7 +402,13 @@ TWILIO_STATUSES = {
 MAX_ATTEMPTS = 3
 
 
-def record_status(rt: Runtime, sid: str, twilio_status: str, error_code: str | None) -> str:
+def record_status(
+    rt: Runtime,
+    sid: str,
+    twilio_status: str,
+    error_code: str | None,
+    outbound_id: int | None = None,
+) -> str:
     """Apply a Twilio status callback; statuses may come late or out of order.
 
     A text the carrier could not deliver for a passing reason is sent again (a few
@@ -394,6 +422,12 @@ def record_status(rt: Runtime, sid: str, twilio_status: str, error_code: str | N
         return "stale"
     with rt.db.session() as session:
         out = session.scalars(select(OutboundSms).where(OutboundSms.provider_sid == sid)).first()
+        if out is None and outbound_id is not None:
+            out = session.get(OutboundSms, outbound_id)
+            if out is not None and out.provider_sid not in (None, sid):
+                out = None
+            if out is not None:
+                out.provider_sid = sid  # the callback came before the API's answer
         if out is None:
             return "unknown"
         if (

@@ -9,11 +9,12 @@ import hmac
 import json
 import logging
 import secrets
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import requests
+from rq import Retry
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -112,12 +113,13 @@ def run_times(facility: Facility) -> list[time]:
 def next_run(facility: Facility, now: datetime) -> datetime | None:
     """The next mail run after ``now``, in UTC (None when the facility has none)."""
     zone = ZoneInfo(facility.timezone)
-    local = now.astimezone(zone)
+    today = now.astimezone(zone).date()
     for days in range(0, 3):
-        day = (local + timedelta(days=days)).date()
+        day = today + timedelta(days=days)
         for at in sorted(run_times(facility)):
-            candidate = datetime.combine(day, at, tzinfo=zone)
-            if candidate > local:
+            # Compared in UTC: local wall-clock times repeat or vanish on DST change days.
+            candidate = datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+            if candidate > now:
                 return candidate.astimezone(now.tzinfo)
     return None
 
@@ -130,13 +132,20 @@ def schedule_mail_run(rt: Runtime, facility: Facility, now: datetime | None = No
     """
     from bot import jobs
 
+    if rt.settings.provider != "embedded":
+        return None
     at = next_run(facility, now or utcnow())
     if at is None:
         return None
     job_id = f"mailrun-{facility.id}-{at:%Y%m%dT%H%M}"
     with contextlib.suppress(DuplicateJobError):  # scheduled already: once is enough
-        rt.queue.enqueue_at(at, jobs.mail_run, facility.id, job_id=job_id, unique=True)
+        rt.queue.enqueue_at(
+            at, jobs.mail_run, facility.id, job_id=job_id, unique=True, retry=MAIL_RUN_RETRY
+        )
     return job_id
+
+
+MAIL_RUN_RETRY = Retry(max=3, interval=[30, 120, 600])
 
 
 def ensure_mail_runs(rt: Runtime) -> int:
@@ -249,6 +258,7 @@ EVENT_TYPES = {
     "message.rejected": "reject",
     "message.returned": "return",
 }
+FORWARD = ["submit", "review", "approve", "deliver", "read"]
 OTHER_EVENTS = ("attachment.rejected", "message.reply", "person.transferred", "person.released")
 
 
@@ -265,7 +275,7 @@ def verify(rt: Runtime, body: bytes, signature: str | None) -> bool:
     secret = rt.settings.provider_secret
     if not secret or not signature:
         return False
-    return hmac.compare_digest(sign(secret, body), signature.strip().lower())
+    return hmac.compare_digest(sign(secret, body).encode(), signature.strip().lower().encode())
 
 
 def handle_event(rt: Runtime, event: dict[str, Any]) -> str:
@@ -329,13 +339,20 @@ def handle_event(rt: Runtime, event: dict[str, Any]) -> str:
                 raise EventError(400, f"reason must be one of {', '.join(delivery.RETURN_REASONS)}")
             if kind in EVENT_TYPES:
                 at = _when(event.get("occurred_at"))
-                result = delivery.advance(
-                    rt, session, outbox, message, EVENT_TYPES[kind], reason, at
-                )
+                trigger = EVENT_TYPES[kind]
+                result = delivery.advance(rt, session, outbox, message, trigger, reason, at)
+                if result == "refused" and trigger in FORWARD:
+                    # A provider may skip steps we would report (delivered straight after
+                    # submitted, say): the earlier steps are implied.
+                    for step in FORWARD[: FORWARD.index(trigger)]:
+                        delivery.advance(rt, session, outbox, message, step, None, at)
+                    result = delivery.advance(rt, session, outbox, message, trigger, reason, at)
             elif kind == "attachment.rejected":
                 attachment = session.get(Attachment, event.get("attachment_id"))
                 if attachment is None or attachment.message_id != message.id:
                     raise EventError(404, "no such attachment on this message")
+                if reason not in (None, *delivery.REJECTION_REASONS):
+                    raise EventError(400, "reason must be one of the rejection reasons")
                 done = delivery.reject_attachment(
                     rt, session, outbox, message, attachment, str(reason or "not_allowed")
                 )

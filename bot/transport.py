@@ -34,13 +34,21 @@ class SendError(Exception):
 
 
 def classify(code: str | None, status: int | None) -> str:
-    """What a provider error means for us: retry, stop for this number, or give up."""
+    """What a provider error means for us.
+
+    Returns:
+        ``transient`` (nothing went out: retry), ``ambiguous`` (it may have gone out: ask
+        before retrying), ``opted_out`` or ``unreachable`` (stop for this number), or
+        ``failed`` (give up on this text).
+    """
     if code in OPTED_OUT:
         return "opted_out"
     if code in UNREACHABLE:
         return "unreachable"
-    if code in TRANSIENT or status == 429 or (status is not None and status >= 500):
+    if code in TRANSIENT or status == 429:
         return "transient"
+    if status is not None and status >= 500:
+        return "ambiguous"
     return "failed"
 
 
@@ -51,8 +59,9 @@ class Sender(Protocol):
         """Send ``body`` to ``to``; return the provider SID. Raises ``SendError``."""
         ...
 
-    def find(self, to: str, body: str, since: datetime) -> str | None:
-        """The SID of a text with this body sent to ``to`` since ``since``, if any."""
+    def find(self, to: str, body: str, since: datetime, known: set[str]) -> str | None:
+        """The SID of a text with this body created for ``to`` since ``since`` that is not
+        one of ``known``, if any."""
         ...
 
 
@@ -68,7 +77,7 @@ class ConsoleSender:
         logger.info("SMS %s -> %s (%s): %s", from_number or self.from_number, to, sid, body)
         return sid
 
-    def find(self, to: str, body: str, since: datetime) -> str | None:
+    def find(self, to: str, body: str, since: datetime, known: set[str]) -> str | None:
         """The console keeps nothing to look up."""
         return None
 
@@ -102,23 +111,25 @@ class TwilioSender:
         except TwilioRestException as error:
             code = str(error.code) if error.code else None
             raise SendError(classify(code, error.status), code, error.msg) from error
+        except (requests.ConnectTimeout, requests.exceptions.SSLError) as error:
+            raise SendError("transient", None, str(error)) from error  # never reached Twilio
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise SendError("transient", None, str(error)) from error
+            raise SendError("ambiguous", None, str(error)) from error  # it may have
         return str(message.sid)
 
-    def find(self, to: str, body: str, since: datetime) -> str | None:
-        """Look for a text already created (a worker died before it could note the SID)."""
+    def find(self, to: str, body: str, since: datetime, known: set[str]) -> str | None:
+        """Look for a text already created (a worker died, or an answer was lost, before the
+        SID was noted): the newest messages to ``to`` with this body, created since the
+        attempt, and not already another row's. (No DateSent filter: it is empty while a
+        message still waits in Twilio's queue.)"""
         try:
-            sent = self.client.messages.list(
-                to=to, date_sent_after=since - timedelta(days=1), limit=50
-            )
+            recent = self.client.messages.list(to=to, limit=50)
         except (TwilioRestException, requests.ConnectionError, requests.Timeout) as error:
             raise SendError("transient", None, f"cannot check what was sent: {error}") from error
-        for message in sent:
+        for message in recent:
             created = message.date_created
-            if message.body == body and (
-                created is None or created >= since - timedelta(minutes=2)
-            ):
+            fresh = created is not None and created >= since - timedelta(minutes=2)
+            if message.body == body and fresh and str(message.sid) not in known:
                 return str(message.sid)
         return None
 

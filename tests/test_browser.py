@@ -105,7 +105,7 @@ def test_desk_and_tablet_story(rt, app, client, live, browser, sample_directory,
         "--facility", "TX-HV", "--password", "correct horse battery")  # fmt: skip
     cli(app, "desk", "add-staff", "--email", "mv@tdcj.test", "--name", "Mountain View Desk",
         "--facility", "TX-MV", "--password", "correct horse battery")  # fmt: skip
-    cli(app, "desk", "set-pin", "--state", "TX", "--inmate-id", "01234567", "--pin", "4321")
+    cli(app, "desk", "set-pin", "--state", "TX", "--inmate-id", "01234567", "--pin", "864209")
 
     # Huntsville staff: sees Ana's message (not Rosa's), refuses the photo, approves, mails.
     huntsville = browser.new_context(viewport={"width": 1100, "height": 900})
@@ -150,7 +150,7 @@ def test_desk_and_tablet_story(rt, app, client, live, browser, sample_directory,
     screen.goto(f"{live}/tablet/login")
     screen.select_option("#state", "TX")
     screen.fill("#inmate_id", "01234567")
-    screen.fill("#pin", "4321")
+    screen.fill("#pin", "864209")
     screen.click("button[type=submit]")
     shot(screen, "tablet-list")
     screen.locator("a.button").first.click()

@@ -17,7 +17,7 @@ from bot.store.models import Message
 from tests.conftest import ROOT, drain
 from tests.fakes import FakeServer, Served
 from tests.test_compose import worker_texts
-from tests.test_delivery import balance, send_message
+from tests.test_delivery import balance, history, send_message
 
 SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
 SECRET = "provider-shared-secret"
@@ -87,21 +87,25 @@ def test_events_drive_the_message_to_delivered(rt, provider, client, phone, samp
         200,
         {"result": "applied"},
     )
-    early = {"id": "e2", "type": "message.delivered", "message_id": ref}
-    assert post_event(client, early) == (200, {"result": "refused"})  # not approved yet
-    post_event(client, {"id": "e3", "type": "message.approved", "message_id": ref})
+    # The provider skips "approved": delivered implies it.
     delivered = {
-        "id": "e4", "type": "message.delivered", "message_id": ref,
+        "id": "e2", "type": "message.delivered", "message_id": ref,
         "occurred_at": "2026-11-24T00:02:00Z",
     }  # fmt: skip
     assert post_event(client, delivered) == (200, {"result": "applied"})
+    late = {"id": "e3", "type": "message.approved", "message_id": ref}
+    assert post_event(client, late) == (200, {"result": "refused"})  # late: logged, no-op
     assert post_event(client, delivered) == (200, {"result": "duplicate"})
     again = {**delivered, "id": "e5"}
     assert post_event(client, again) == (200, {"result": "repeat"})
+    rejected = {"id": "e6", "type": "message.rejected", "message_id": ref, "reason": "other"}
+    assert post_event(client, rejected) == (200, {"result": "refused"})  # too late to reject
     drain(rt)
-    assert worker_texts(rt, phone.number)[-1] == (
+    delivered_texts = [t for t in worker_texts(rt, phone.number) if t.startswith("Delivered")]
+    assert delivered_texts == [
         f"Delivered: your message {ref} reached Ana at Huntsville Unit on Mon 6:02 PM."
-    )
+    ]
+    assert history(rt, ref) == ["queued", "submitted", "in_review", "approved", "delivered"]
 
 
 def test_rejection_reply_and_transfer_events(rt, provider, client, phone, sample_directory):

@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import psutil
 import pytest
 from sqlalchemy import select
 
@@ -63,7 +63,7 @@ def test_a_notification_goes_out_once_with_a_status_callback(rt, twilio, phone):
     drain(rt)
     [sent] = twilio.messages
     assert (sent["to"], sent["from"]) == (phone.number, "+15005550006")
-    assert sent["status_callback"] == f"{PUBLIC_BASE_URL}/sms/status"
+    assert sent["status_callback"] == f"{PUBLIC_BASE_URL}/sms/status?o={texts(rt)[0].id}"
     [row] = texts(rt)
     assert (row.status, row.provider_sid, row.attempts) == ("sent", sent["sid"], 1)
 
@@ -175,6 +175,58 @@ def test_a_text_left_sending_is_checked_with_twilio_before_sending_again(rt, twi
     assert len(twilio.messages) == 1
 
 
+def test_a_twilio_500_is_checked_before_sending_again(rt, twilio, phone):
+    daytime(rt)
+    onboarded(phone)
+    twilio.errors = [(500, 20500)]
+    notify.send_text(rt, phone.number, "menu.empty", "t:20")
+    [row] = texts(rt)
+    with pytest.raises(Exception, match="ambiguous"):
+        jobs.send_sms(row.id)  # Twilio answered 500: it may or may not have the text
+    assert texts(rt)[0].status == "sending"
+    assert jobs.send_sms(row.id) == "sent"  # nothing there: sent now, once
+    twilio.messages[0]["status"] = "queued"
+    with rt.db.session() as session:  # had it gone out, the retry would have found it:
+        out = session.get(OutboundSms, row.id)
+        out.status, out.provider_sid = "sending", None
+        session.commit()
+    assert jobs.send_sms(row.id) == "sent"
+    assert len(twilio.messages) == 1
+
+
+def test_a_status_callback_before_the_sid_is_kept(rt, twilio, client, phone):
+    daytime(rt)
+    onboarded(phone)
+    notify.send_text(rt, phone.number, "menu.empty", "t:21")
+    [row] = texts(rt)
+    form = {"MessageSid": "SMearly", "MessageStatus": "undelivered", "ErrorCode": "30006"}
+    url = f"{PUBLIC_BASE_URL}/sms/status?o={row.id}"
+    signature = twilio_signature(AUTH_TOKEN, url, form.items())
+    response = client.post(
+        f"/sms/status?o={row.id}", data=form, headers={"X-Twilio-Signature": signature}
+    )
+    assert response.get_data(as_text=True).strip() == "updated"
+    with rt.db.session() as session:
+        assert session.scalars(select(Account)).one().unreachable_at is not None
+
+
+def test_the_sweep_sends_a_text_whose_job_failed_for_good(rt, twilio, phone):
+    from datetime import timedelta
+
+    daytime(rt)
+    onboarded(phone)
+    notify.send_text(rt, phone.number, "menu.empty", "t:22")
+    [row] = texts(rt)
+    with rt.db.session() as session:  # the first job is gone (failed), the row still queued
+        out = session.get(OutboundSms, row.id)
+        out.created_at = out.created_at - timedelta(minutes=5)
+        session.commit()
+    rt.queue.empty()
+    assert jobs.sweep_stale(rt) >= 1
+    drain(rt)
+    assert len(twilio.messages) == 1
+
+
 @pytest.mark.slow
 def test_worker_killed_mid_send_sends_exactly_one_text(rt, twilio, phone, database_url, redis_url):
     onboarded(phone)
@@ -208,8 +260,13 @@ def test_worker_killed_mid_send_sends_exactly_one_text(rt, twilio, phone, databa
     )  # fmt: skip
     try:
         assert twilio.received.wait(60), "the worker never called Twilio"
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-request
+        # The worker and its work horse (RQ puts the horse in a session of its own), mid-request.
+        horses = psutil.Process(worker.pid).children(recursive=True)
+        assert horses, "the job runs in a forked work horse"
+        for process in [*horses, psutil.Process(worker.pid)]:
+            process.send_signal(signal.SIGKILL)
         worker.wait(10)
+        psutil.wait_procs(horses, timeout=10)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
@@ -223,4 +280,3 @@ def test_worker_killed_mid_send_sends_exactly_one_text(rt, twilio, phone, databa
     assert len(twilio.messages) == 1
     with rt.db.session() as session:
         assert session.get(OutboundSms, row.id).provider_sid == twilio.messages[0]["sid"]
-    time.sleep(0)

@@ -21,6 +21,30 @@ def is_local(address: str | None) -> bool:
         return False
 
 
+SIGN_IN_TRIES = 5
+SIGN_IN_LOCKOUT = 15 * 60  # seconds
+
+
+def sign_in_blocked(kind: str, *keys: str) -> bool:
+    """True when too many failed sign-ins were made lately for any of ``keys`` (an account,
+    an address): guessing a PIN or a password then waits 15 minutes."""
+    redis = runtime().redis
+    for key in keys:
+        tries = redis.get(f"kinline:signin:{kind}:{key}")
+        if tries is not None and int(tries) >= SIGN_IN_TRIES:
+            return True
+    return False
+
+
+def sign_in_failed(kind: str, *keys: str) -> None:
+    """Count a failed sign-in against each of ``keys``."""
+    pipe = runtime().redis.pipeline()
+    for key in keys:
+        pipe.incr(f"kinline:signin:{kind}:{key}")
+        pipe.expire(f"kinline:signin:{kind}:{key}", SIGN_IN_LOCKOUT)
+    pipe.execute()
+
+
 def runtime() -> Runtime:
     """The current app's resources."""
     rt: Runtime = current_app.extensions["kinline"]

@@ -43,7 +43,14 @@ from werkzeug.wrappers import Response
 from bot import delivery, directory, i18n, media, providers
 from bot.runtime import Runtime
 from bot.store.models import Attachment, Facility, Inmate, Message, Staff, StaffFacility, TabletPin
-from bot.web import csrf_ok, csrf_token, runtime, translator
+from bot.web import (
+    csrf_ok,
+    csrf_token,
+    runtime,
+    sign_in_blocked,
+    sign_in_failed,
+    translator,
+)
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("desk", __name__, url_prefix="/facility", template_folder="templates")
@@ -61,7 +68,7 @@ REASON_LABELS = {
     "other": "web.desk.reason.other",
 }
 MIN_PASSWORD = 10
-PIN_SHAPE = re.compile(r"\d{4,12}")
+PIN_SHAPE = re.compile(r"\d{6,12}")
 CSP = (
     "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -173,6 +180,8 @@ def _user() -> DeskUser:
 @blueprint.before_request
 def guard() -> ResponseReturnValue | None:
     """Every page but sign-in needs an active staff member; every POST a valid token."""
+    if runtime().settings.provider != "embedded":
+        abort(404)  # with a provider's API, review happens at the provider
     if request.endpoint != "desk.login":
         user = _signed_in()
         if user is None:
@@ -214,9 +223,14 @@ def login() -> ResponseReturnValue:
             return redirect(url_for("desk.queue"))
         return _page("desk_login.html", email="", failed=False)
     email = request.form.get("email", "").strip().lower()
+    keys = (email, request.remote_addr or "")
+    if sign_in_blocked("desk", *keys):
+        logger.warning("desk sign-in blocked after repeated failures")
+        return _page("desk_login.html", 401, email=email, failed=True)
     with runtime().db.session() as db:
         staff_id = check_staff(db, email, request.form.get("password", ""))
     if staff_id is None:
+        sign_in_failed("desk", *keys)
         logger.info("desk sign-in refused")
         return _page("desk_login.html", 401, email=email, failed=True)
     session[STAFF_KEY] = staff_id
@@ -538,7 +552,7 @@ def add_staff(email: str, name: str, facilities: tuple[str, ...], password: str)
     prompt="PIN",
     hide_input=True,
     confirmation_prompt=True,
-    help="4 to 12 digits (asked for when not given).",
+    help="6 to 12 digits (asked for when not given).",
 )
 def set_pin(state: str, inmate_id: str, pin: str) -> None:
     """Set the tablet PIN of a person in the directory."""
@@ -546,7 +560,7 @@ def set_pin(state: str, inmate_id: str, pin: str) -> None:
     if found is None:
         raise click.BadParameter("give a two-letter state code", param_hint="--state")
     if not PIN_SHAPE.fullmatch(pin):
-        raise click.BadParameter("a PIN is 4 to 12 digits", param_hint="--pin")
+        raise click.BadParameter("a PIN is 6 to 12 digits", param_hint="--pin")
     with runtime().db.session() as db:
         person = directory.find_by_id(db, found, found.normalize_id(inmate_id))
         if person is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
@@ -33,7 +34,7 @@ from bot.store.models import (
     Reply,
     TabletPin,
 )
-from bot.web import csrf_ok, csrf_token, runtime, translator
+from bot.web import csrf_ok, csrf_token, runtime, sign_in_blocked, sign_in_failed, translator
 from bot.web.desk import (
     attachments_view,
     check_nothing,
@@ -49,6 +50,8 @@ reply_blueprint = Blueprint("reply", __name__, template_folder="templates")
 
 PERSON_KEY = "tablet_inmate"
 CSRF_KEY = "tablet_csrf"
+SEEN_KEY = "tablet_seen"
+IDLE_SECONDS = 10 * 60  # a shared tablet signs the person out after ten quiet minutes
 LANGUAGE_KEY = "tablet_lang"
 DELIVERED = ("delivered", "read")
 MAX_REPLY = 6000
@@ -113,9 +116,13 @@ def guard() -> ResponseReturnValue | None:
     if runtime().settings.provider != "embedded":
         abort(404)
     if request.endpoint != "tablet.login":
+        seen = session.get(SEEN_KEY)
+        if not isinstance(seen, int) or time.time() - seen > IDLE_SECONDS:
+            session.pop(PERSON_KEY, None)  # a shared tablet: signed out after a quiet while
         with runtime().db.session() as db:
             if _signed_in(db) is None:
                 return redirect(url_for("tablet.login"))
+        session[SEEN_KEY] = int(time.time())
     if request.method == "POST" and not csrf_ok(CSRF_KEY):
         return form_expired(language())
     return None
@@ -134,14 +141,19 @@ def login() -> ResponseReturnValue:
     state = request.form.get("state", "")
     if request.method == "GET":
         return _login_page(state, failed=False)
+    inmate_id = request.form.get("inmate_id", "")
+    keys = (f"{state.strip().upper()}:{inmate_id.strip().upper()}", request.remote_addr or "")
+    if sign_in_blocked("tablet", *keys):
+        logger.warning("tablet sign-in blocked after repeated failures")
+        return _login_page(state, failed=True)
     with runtime().db.session() as db:
-        person = check_pin(
-            db, state, request.form.get("inmate_id", ""), request.form.get("pin", "")
-        )
+        person = check_pin(db, state, inmate_id, request.form.get("pin", ""))
     if person is None:
+        sign_in_failed("tablet", *keys)
         logger.info("tablet sign-in refused")
         return _login_page(state, failed=True)
     session[PERSON_KEY] = person
+    session[SEEN_KEY] = int(time.time())
     session[CSRF_KEY] = secrets.token_urlsafe(24)  # a new token for the signed-in session
     return redirect(url_for("tablet.messages"), code=303)
 
