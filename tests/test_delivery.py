@@ -278,3 +278,33 @@ def test_mail_run_job_delivers_and_schedules_the_next(rt, phone, sample_director
     assert any(
         j.startswith("mailrun-TX-HV-") for j in rt.queue.scheduled_job_registry.get_job_ids()
     )
+
+
+def test_mail_runs_on_dst_change_days():
+    facility = Facility(
+        id="X", state="TX", name="X", timezone="America/Chicago", emessages=True, photos=True,
+        videograms=False, replies=True, mail_runs="01:30;02:30",
+    )  # fmt: skip
+    # 2026-11-01, fall back: at 01:10 CST (07:10 UTC) the day's 01:30 already ran (01:30 CDT,
+    # 06:30 UTC); it does not run again when 01:30 comes round twice: next is 02:30 CST.
+    assert providers.next_run(facility, datetime(2026, 11, 1, 7, 10, tzinfo=UTC)) == datetime(
+        2026, 11, 1, 8, 30, tzinfo=UTC
+    )
+    # 2026-03-08, spring forward: 02:30 does not exist (it is 03:30 CDT = 08:30 UTC) and is
+    # not skipped for a worker starting at 08:10 UTC.
+    assert providers.next_run(facility, datetime(2026, 3, 8, 8, 10, tzinfo=UTC)) == datetime(
+        2026, 3, 8, 8, 30, tzinfo=UTC
+    )
+
+
+def test_no_mail_runs_with_a_providers_api(rt, phone, sample_directory):
+    from dataclasses import replace
+
+    from bot import jobs
+
+    ref = send_message(rt, phone)
+    act(rt, ref, "approve")
+    rt.settings = replace(rt.settings, provider="http", provider_url="http://127.0.0.1:9")
+    assert providers.ensure_mail_runs(rt) == 0
+    assert jobs.mail_run("TX-HV") == 0
+    assert message(rt, ref).status == "approved"  # only the provider says delivered

@@ -331,6 +331,16 @@ def test_tablet_sign_in(rt, app, person_tablet, sample_directory):
     assert person_tablet.get("/tablet").status_code == 302
 
 
+def test_guessing_a_pin_is_locked_out(rt, app, person_tablet, sample_directory):
+    set_pin(app)
+    for guess in range(5):
+        assert tablet_login(person_tablet, pin=f"00000{guess}").status_code == 401
+    # Even the right PIN waits now: five wrong ones in a row lock the ID for a while.
+    assert tablet_login(person_tablet).status_code == 401
+    rt.redis.flushdb()  # the lockout ran out
+    assert tablet_login(person_tablet).status_code == 303
+
+
 def test_tablet_and_desk_sessions_are_separate(rt, app, staff, sample_directory):
     set_pin(app)
     assert staff.get("/tablet").status_code == 302  # the desk session is not a tablet one
