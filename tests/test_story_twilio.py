@@ -74,7 +74,27 @@ def test_story_through_twilio(rt, twilio, phone, sample_directory, media_server)
     drain(rt)
     drain(rt)  # a second pass sends nothing more
 
+    # A third message, rejected by staff for a plain reason: its stamp comes back.
+    phone.text("MENU")
+    phone.text("N")
+    phone.text("TX")
+    phone.text("07654321")
+    phone.send("yes")
+    phone.text("2")
+    phone.send("Hello Ana.")
+    phone.text("DONE")
+    phone.text("SEND")
+    drain(rt)
+    with rt.db.session() as session:
+        third = session.scalars(select(Message.ref).order_by(Message.id.desc())).first()
+    act(rt, third, "reject", "wrong_person")
+    drain(rt)
+
     texts = sent_to(twilio, phone.number)
+    assert (
+        f"Mountain View Unit says {third} was for someone else. Your 1 stamp is back:"
+        in (texts[-1])
+    )
     expected_starts = [
         f"Huntsville Unit refused a photo in {ref}",
         f"Delivered: your message {ref} reached Ana",
