@@ -18,7 +18,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot import directory, engine, jobs, payments, providers
+from bot import delivery, directory, engine, jobs, payments, providers
 from bot.config import Settings
 from bot.exceptions import BadInbound, ConfigError, DirectoryImportError
 from bot.runtime import Runtime
@@ -224,6 +224,8 @@ def directory_import(facilities: Path | None, inmates: Path | None) -> None:
         )
         try:
             report = directory.import_directory(session, f, i)
+            outbox = delivery.Outbox()
+            delivery.apply_moves(rt, session, outbox, report.moves)
         except DirectoryImportError as error:
             for problem in error.problems:
                 click.echo(problem, err=True)
@@ -231,6 +233,8 @@ def directory_import(facilities: Path | None, inmates: Path | None) -> None:
                 f"{len(error.problems)} problem(s); nothing imported"
             ) from None
         session.commit()
+    if rt.redis_client is not None:
+        outbox.send(rt)  # without Redis the texts wait in SQL for the worker's sweep
     click.echo(str(report))
 
 

@@ -28,6 +28,7 @@ def main() -> None:
     from bot import providers
 
     providers.ensure_mail_runs(rt)
+    bot.jobs.schedule_maintenance(rt)
     stale = bot.jobs.sweep_stale(rt)
     if stale:
         logger.warning("queued %s conversation(s) with texts left unanswered", stale)

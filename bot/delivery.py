@@ -259,6 +259,22 @@ def release(rt: Runtime, session: Session, outbox: Outbox, inmate: Inmate) -> in
     return returned
 
 
+def apply_moves(
+    rt: Runtime, session: Session, outbox: Outbox, moves: list[tuple[int, str | None]]
+) -> None:
+    """Carry out the transfers and releases a directory import found."""
+    for inmate_pk, facility_id in moves:
+        inmate = session.get(Inmate, inmate_pk)
+        if inmate is None:
+            continue
+        if facility_id is None:
+            release(rt, session, outbox, inmate)
+        else:
+            facility = session.get(Facility, facility_id)
+            if facility is not None:
+                transfer(rt, session, outbox, inmate, facility)
+
+
 def open_messages(session: Session, inmate: Inmate) -> list[Message]:
     """A person's messages not delivered, rejected or returned yet."""
     return list(

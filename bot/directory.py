@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.exceptions import DirectoryImportError
-from bot.store.models import DirectoryEvent, Facility, Inmate, utcnow
+from bot.store.models import Facility, Inmate
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,8 @@ class ImportReport:
     people_updated: int = 0
     transfers: int = 0
     releases: int = 0
+    # People who moved: (inmate id, new facility id), or None for a release.
+    moves: list[tuple[int, str | None]] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
@@ -414,26 +416,18 @@ def _import_inmates(
             session.add(Inmate(state=state.code, id_key=key[1], **values))
             report.people_added += 1
             continue
-        events: list[tuple[str, str, str | None]] = []
-        if person.facility_id != values["facility_id"]:
-            events.append(("transfer", person.facility_id, str(values["facility_id"])))
+        # A move (transfer, release) is left to ``bot.delivery``, which also deals with the
+        # messages on their way and tells the families: the caller applies ``report.moves``.
         if person.status != "released" and status == "released":
-            events.append(("released", person.facility_id, None))
+            report.moves.append((person.id, None))
+            report.releases += 1
+        elif person.facility_id != values["facility_id"] and status != "released":
+            report.moves.append((person.id, str(values["facility_id"])))
+            report.transfers += 1
+        if person.facility_id != values["facility_id"]:
+            del values["facility_id"]
+        del values["status"]
         changed = any(getattr(person, k) != v for k, v in values.items())
         for name, value in values.items():
             setattr(person, name, value)
-        for kind, before, after in events:
-            session.add(
-                DirectoryEvent(
-                    inmate_pk=person.id,
-                    kind=kind,
-                    from_facility=before,
-                    to_facility=after,
-                    at=utcnow(),
-                )
-            )
-            if kind == "transfer":
-                report.transfers += 1
-            else:
-                report.releases += 1
-        report.people_updated += changed
+        report.people_updated += changed or any(pk == person.id for pk, _ in report.moves)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -454,3 +455,28 @@ def record_status(
         enqueue_sms(rt, out, at=utcnow() + backoff)
         return "resent"
     return "updated"
+
+
+MAINTENANCE_EVERY = timedelta(minutes=5)
+
+
+def schedule_maintenance(rt: Runtime, after: datetime | None = None) -> None:
+    """Make sure the next maintenance run is scheduled (one per 5-minute slot, however many
+    workers ask)."""
+    now = after or utcnow()
+    step = int(MAINTENANCE_EVERY.total_seconds())
+    slot = datetime.fromtimestamp((int(now.timestamp()) // step + 1) * step, tz=now.tzinfo)
+    job_id = f"maintenance-{slot:%Y%m%dT%H%M}"
+    with contextlib.suppress(DuplicateJobError):  # another worker scheduled it already
+        rt.queue.enqueue_at(slot, maintenance, job_id=job_id, unique=True)
+
+
+def maintenance() -> int:
+    """Every few minutes: queue again what lost jobs left behind, make sure every facility's
+    next mail run is scheduled, and schedule the next maintenance."""
+    from bot import providers
+
+    rt = runtime.current()
+    schedule_maintenance(rt)
+    providers.ensure_mail_runs(rt)
+    return sweep_stale(rt)

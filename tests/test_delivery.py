@@ -308,3 +308,20 @@ def test_no_mail_runs_with_a_providers_api(rt, phone, sample_directory):
     assert providers.ensure_mail_runs(rt) == 0
     assert jobs.mail_run("TX-HV") == 0
     assert message(rt, ref).status == "approved"  # only the provider says delivered
+
+
+def test_a_transfer_in_a_directory_import_reaches_the_family(
+    rt, app, phone, sample_directory, tmp_path
+):
+    ref = send_message(rt, phone)
+    moved = tmp_path / "moved.csv"
+    moved.write_text(
+        "state,inmate_id,first_name,last_name,facility_id,status\n"
+        "TX,01234567,Ana,Ruiz,TX-LM,active\n"
+    )
+    result = app.test_cli_runner().invoke(args=["directory", "import", "--inmates", str(moved)])
+    assert result.exit_code == 0, result.output
+    drain(rt)
+    assert message(rt, ref).status == "returned"
+    assert balance(rt, phone.number) == 10
+    assert worker_texts(rt, phone.number)[-1].startswith("Ana was moved to Lane Murray Unit")

@@ -335,3 +335,16 @@ def test_worker_start_sweeps_texts_left_pending(rt, phone, sample_directory):
     with rt.db.session() as session:
         out = session.scalars(select(OutboundSms).order_by(OutboundSms.id.desc())).first()
     assert out.status == "sent" and out.body.startswith("Thank you. Which state")
+
+
+def test_maintenance_is_scheduled_once_per_slot_and_sweeps(rt, sample_directory):
+    from bot import jobs
+
+    jobs.schedule_maintenance(rt)
+    jobs.schedule_maintenance(rt)
+    slots = [j for j in rt.queue.scheduled_job_registry.get_job_ids() if j.startswith("maint")]
+    assert len(slots) == 1
+    assert jobs.maintenance() == 0  # nothing left behind; the next run is scheduled
+    assert any(
+        j.startswith("mailrun-TX-HV-") for j in rt.queue.scheduled_job_registry.get_job_ids()
+    )
