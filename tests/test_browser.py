@@ -168,3 +168,79 @@ def test_desk_and_tablet_story(rt, app, client, live, browser, sample_directory,
     with rt.db.session() as session:
         statuses = dict(session.execute(select(Message.ref, Message.status)).all())
     assert statuses == {ana: "read", rosa: "in_review"}
+
+
+def test_the_family_story_on_the_dev_phone(rt, app, live, browser, sample_directory, tmp_path):
+    """From the first text to SEND on the dev phone, the TEST MODE checkout, the desk, the
+    tablet, and the delivery and reply texts back on the dev phone, in Spanish."""
+    import re
+
+    photo = tmp_path / "jardin.jpg"
+    photo.write_bytes(JPEG)
+    cli(app, "desk", "add-staff", "--email", "hv@tdcj.test", "--name", "Huntsville Desk",
+        "--facility", "TX-HV", "--password", "correct horse battery")  # fmt: skip
+    cli(app, "desk", "set-pin", "--state", "TX", "--inmate-id", "01234567", "--pin", "864209")
+    media_base = live  # the dev phone's photos are served by the app itself
+    rt.settings = __import__("dataclasses").replace(rt.settings, public_base_url=media_base)
+
+    context = browser.new_context(viewport={"width": 420, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live}/dev/phone")
+    page.fill("#number", "+15125550166")
+    page.keyboard.press("Tab")
+
+    def send(text: str) -> None:
+        before = page.locator(".msg").count()
+        page.fill("#body", text)
+        page.click("#send")
+        page.wait_for_function(f"document.querySelectorAll('.msg').length > {before}")
+        page.wait_for_timeout(300)
+
+    for text in ("Hola", "sí", "Texas", "01234567", "sí", "1", "Hola Ana, te extrañamos mucho."):
+        send(text)
+    page.set_input_files("#photo", str(photo))
+    page.click("#send")
+    page.wait_for_timeout(500)
+    drain(rt)  # the worker fetches the photo and sends the tally
+    send("LISTO")
+    send("ENVIAR")
+    send("1")
+    page.wait_for_timeout(500)
+    link = re.findall(r"https?://\S+/buy/\S+", page.inner_text("body"))[-1]
+    shot(page, "phone-buy-link")
+
+    checkout = context.new_page()
+    checkout.goto(link.replace(media_base, live))
+    assert "MODO DE PRUEBA" in checkout.inner_text("#test-mode")
+    checkout.fill("#card", "4242 4242 4242 4242")
+    shot(checkout, "checkout")
+    checkout.click("#pay")
+    assert "5 estampillas de Texas" in checkout.inner_text("#notice")
+    drain(rt)
+    send("ENVIAR")
+    ref = re.findall(r"Ref\.? ([A-Z2-9]{5})", page.inner_text("body"))[-1]
+    drain(rt)
+
+    desk = desk_login(
+        browser.new_context(viewport={"width": 1100, "height": 900}), live, "hv@tdcj.test"
+    )
+    desk.locator(f"#message-{ref} button", has_text="Approve").click()
+    desk.locator("#facility-TX-HV button").click()
+    drain(rt)
+
+    tablet = browser.new_context(viewport={"width": 800, "height": 1000}).new_page()
+    tablet.goto(f"{live}/tablet/login")
+    tablet.select_option("#state", "TX")
+    tablet.fill("#inmate_id", "01234567")
+    tablet.fill("#pin", "864209")
+    tablet.click("button[type=submit]")
+    tablet.locator("a.button").first.click()
+    tablet.fill("#body", "¡Gracias mamá! Me encantó la foto del jardín.")
+    tablet.locator("form button[type=submit]").last.click()
+    drain(rt)
+
+    page.wait_for_function("document.body.innerText.includes('respondió')", timeout=10_000)
+    thread = page.inner_text("body")
+    assert f"tu mensaje {ref} le llegó a Ana" in thread
+    assert "Ana respondió (" in thread and "Me encantó la foto del jardín." in thread
+    shot(page, "phone-delivered-and-reply")
