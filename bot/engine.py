@@ -127,8 +127,11 @@ def receive(rt: Runtime, inbound: Inbound) -> list[str] | None:
     with store.lock(inbound.from_number, inbound.to_number, rt.settings.lock_wait_seconds) as got:
         if got:
             process_pending(rt, inbound.from_number, inbound.to_number)
+    if got:  # our turn was taken, with any older texts of this conversation
+        return answer_of(rt, row_id)
     with rt.db.session() as session:
-        # Give up waiting unless the turn was taken: its replies then go out through the API.
+        # Give up waiting unless another webhook took our turn meanwhile: from now on its
+        # replies go out through the API.
         result = session.execute(
             update(InboundSms)
             .where(InboundSms.id == row_id, InboundSms.processed_at.is_(None))
@@ -138,8 +141,6 @@ def receive(rt: Runtime, inbound: Inbound) -> list[str] | None:
         session.commit()
     if not handed_over:
         return answer_of(rt, row_id)
-    if got:  # nobody handled it although we held the lock: should not happen
-        logger.error("inbound %s still pending after its turn", inbound.message_sid)
     from bot import jobs
 
     jobs.enqueue_pending(rt, inbound.from_number, inbound.to_number)
@@ -153,7 +154,9 @@ def answer_of(rt: Runtime, row_id: int) -> list[str] | None:
     """The TwiML replies of a handled text (None when they were sent as new texts)."""
     with rt.db.session() as session:
         row = session.get(InboundSms, row_id)
-        assert row is not None and row.processed_at is not None
+        if row is None or row.processed_at is None:
+            logger.error("inbound %s still pending after its turn", row_id)
+            return None  # the worker's sweep takes it
         return list(row.reply or []) if row.reply_via == "twiml" else None
 
 
