@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from babel.dates import format_datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from transitions import Machine, MachineError
 
-from bot import i18n, jobs, notify, sms, stamps, wording
+from bot import i18n, jobs, notify, stamps, wording
 from bot.flow import Later
 from bot.runtime import Runtime
 from bot.store.models import (
@@ -303,8 +302,7 @@ def local_time(language: str, phone: str, at: datetime) -> str:
     from bot import quiet
 
     zone, _ = quiet.recipient_zone(phone)
-    locale = "es_US" if language == "es" else "en_US"
-    return sms.plain(format_datetime(at.astimezone(zone), "EEE h:mm a", locale=locale))
+    return wording.moment(language, at, zone)
 
 
 def tell(

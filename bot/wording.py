@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
-from bot import i18n
+from babel.dates import format_datetime
+
+from bot import i18n, sms
 from bot.directory import states
 
 
@@ -33,6 +37,13 @@ def wallet(language: str, state: str, n: int) -> str:
 def wallet_short(language: str, state: str, n: int) -> str:
     """``24 TX stamps``: the short form, for texts that must stay within one SMS."""
     return count(language, "stamps.code", n, state=state)
+
+
+def moment(language: str, at: datetime, zone: ZoneInfo, pattern: str = "EEE h:mm a") -> str:
+    """``at`` in ``zone`` as people there read it (``Tue 6:02 PM``, ``mar 6:02 p.m.``), in
+    plain characters (CLDR puts narrow no-break spaces before AM/PM)."""
+    locale = "es_US" if language == "es" else "en_US"
+    return sms.plain(format_datetime(at.astimezone(zone), pattern, locale=locale))
 
 
 def size(language: str, chars: int, attachments: Sequence[HasKind]) -> str:

@@ -22,7 +22,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from babel.dates import format_datetime
 from flask import (
     Blueprint,
     abort,
@@ -40,7 +39,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
-from bot import delivery, directory, i18n, media, providers
+from bot import delivery, directory, i18n, media, providers, wording
 from bot.runtime import Runtime
 from bot.store.models import Attachment, Facility, Inmate, Message, Staff, StaffFacility, TabletPin
 from bot.web import (
@@ -109,8 +108,7 @@ def media_file(rt: Runtime, attachment: Attachment) -> Response:
 
 def local_time(at: datetime, timezone: str, language: str, pattern: str) -> str:
     """``at`` in a facility's time zone, as ``pattern`` (Babel) in ``language``."""
-    locale = "es_US" if language == "es" else "en_US"
-    return format_datetime(at.astimezone(ZoneInfo(timezone)), pattern, locale=locale)
+    return wording.moment(language, at, ZoneInfo(timezone), pattern)
 
 
 def attachments_view(attachments: Iterable[Attachment], statuses: Sequence[str]) -> list[Any]:
