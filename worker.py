@@ -1,15 +1,21 @@
-"""RQ worker entry point: runs jobs and the scheduler for Kinline's queue.
+"""RQ worker entry point: runs jobs and the scheduler for Kinline's queues.
 
-Job modules are imported here, before the worker forks a work horse per job.
+Jobs run in the worker process itself (RQ's ``SimpleWorker``), one after another, with the
+worker's SQL and Redis connections. A work horse forked per job (RQ's ``Worker``) opens new
+connections and re-imports lazily loaded modules for every text, which cost three quarters
+of the sending rate (23 against 86 texts a second per process, on PostgreSQL), and it
+inherits the parent's pooled SQL connections. Run more worker processes for more
+throughput. A job still has its timeout (RQ's alarm signal), and
+a worker that dies mid-job leaves nothing half done: every job checks its rows first.
 """
 
 from __future__ import annotations
 
 import logging
 
-from rq import Worker
+from rq import SimpleWorker
 
-import bot.engine  # flows load once, before the worker forks
+import bot.engine  # flows load once, before the first job
 import bot.jobs
 from bot import runtime
 from bot.config import Settings
@@ -19,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def main() -> None:
-    """Start a worker with the scheduler on the Kinline queue."""
+    """Start a worker with the scheduler on the Kinline queues (answers before notices)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -32,7 +38,7 @@ def main() -> None:
     stale = bot.jobs.sweep_stale(rt)
     if stale:
         logger.warning("queued %s conversation(s) with texts left unanswered", stale)
-    worker = Worker([rt.queue], connection=rt.redis)
+    worker = SimpleWorker(rt.queues, connection=rt.redis)
     worker.work(with_scheduler=True)
 
 

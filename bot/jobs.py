@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,15 +55,17 @@ def enqueue_sms(
 
     The job id is the row's (plus the time for a deferred send), so a second enqueue of
     the same send is refused; the job itself checks the row before doing anything.
+    Notifications go to the bulk queue, behind every answer.
     """
     if fresh:  # a sweep: the first job may have failed for good and still hold its id
         at = at or utcnow()
+    queue = rt.bulk_queue if out.kind == "notification" else rt.queue
     try:
         if at is None:
-            rt.queue.enqueue(send_sms, out.id, job_id=f"sms-{out.id}", unique=True, retry=SMS_RETRY)
+            queue.enqueue(send_sms, out.id, job_id=f"sms-{out.id}", unique=True, retry=SMS_RETRY)
         else:
             job_id = f"sms-{out.id}-at-{at:%Y%m%dT%H%M%S%f}"
-            rt.queue.enqueue_at(at, send_sms, out.id, job_id=job_id, unique=True, retry=SMS_RETRY)
+            queue.enqueue_at(at, send_sms, out.id, job_id=job_id, unique=True, retry=SMS_RETRY)
     except DuplicateJobError:
         logger.info("send job for outbound %s already queued", out.id)
 
@@ -82,8 +85,9 @@ def send_sms(outbound_id: int) -> str:
     """Send one outbound text, once, at an allowed time and pace.
 
     Opted-out and unreachable numbers are never texted (the STOP and HELP answers
-    excepted); notifications wait out the recipient's quiet hours; the shared token bucket
-    keeps every worker together under ``TWILIO_MPS`` segments per second. The row is marked
+    excepted); notifications wait out the recipient's quiet hours; every text gets a slot
+    in the sender's schedule (``bot.pace``: ``TWILIO_MPS`` segments per second across every
+    worker) and the job waits for it, seconds at most, before it sends. The row is marked
     ``sending`` before the provider is called and gets the SID after: a job that finds a row
     left ``sending`` (its worker died) asks the provider whether the text went out before
     sending it again. Transient errors raise, for RQ to retry with backoff.
@@ -123,12 +127,13 @@ def send_sms(outbound_id: int) -> str:
                 if allowed is not None:
                     enqueue_sms(rt, out, at=allowed)
                     return "deferred"
-            wait = pace.Pace(rt.redis, rt.settings.twilio_mps).take(
+            reserved, wait = pace.Pace(rt.redis, rt.settings.twilio_mps).reserve(
                 out.from_number, sms.segment_count(out.body) or 1
             )
-            if wait > 0:
+            if not reserved:  # the sender is booked further ahead than a worker waits
                 enqueue_sms(rt, out, at=now + timedelta(seconds=wait))
                 return "paced"
+            slot = time.monotonic() + wait
             if out.status == "sending" and out.attempted_at is not None:
                 known = {
                     str(sid)
@@ -148,6 +153,7 @@ def send_sms(outbound_id: int) -> str:
             out.attempts += 1
             session.commit()
             to, body, sender = out.to_number, out.body, out.from_number
+        time.sleep(max(slot - time.monotonic(), 0.0))  # our slot: a short wait, in order
         try:
             sid = rt.sender.send(to, body, sender, status_callback(rt, outbound_id))
         except SendError as error:

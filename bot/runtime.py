@@ -21,6 +21,7 @@ from bot.transport import Sender, make_sender
 logger = logging.getLogger(__name__)
 
 QUEUE_NAME = "kinline"
+BULK_QUEUE_NAME = "kinline-bulk"  # notifications: workers take them after everything else
 
 
 @dataclass
@@ -66,8 +67,21 @@ class Runtime:
 
     @functools.cached_property
     def queue(self) -> Queue:
-        """The RQ queue jobs go to."""
+        """The RQ queue jobs go to: answers, tallies, media, submissions, mail runs."""
         return Queue(QUEUE_NAME, connection=self.redis)
+
+    @functools.cached_property
+    def bulk_queue(self) -> Queue:
+        """The queue of notifications (news a person did not just ask for). Workers take
+        from it only when ``queue`` is empty, so a mail run's thousand delivery notices,
+        waiting their turn at the sender's pace, never hold up an answer to someone
+        texting now."""
+        return Queue(BULK_QUEUE_NAME, connection=self.redis)
+
+    @property
+    def queues(self) -> list[Queue]:
+        """Every queue, in the order workers take from them."""
+        return [self.queue, self.bulk_queue]
 
     def close(self) -> None:
         """Release pooled connections."""

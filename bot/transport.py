@@ -83,15 +83,21 @@ class ConsoleSender:
 
 
 class TwilioSender:
-    """Sends through Twilio's REST API (``TWILIO_API_BASE`` for a compatible test double)."""
+    """Sends through Twilio's REST API (``TWILIO_API_BASE`` for a compatible test double).
 
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+    ``timeout`` is the connect and read timeout of each call, in seconds. A read timeout
+    is ambiguous (Twilio may have created the message): the retry looks before it sends.
+    """
+
+    def __init__(
+        self, settings: Settings, client: Client | None = None, timeout: float = 15.0
+    ) -> None:
         self.settings = settings
         if client is None:
             client = Client(
                 settings.twilio_account_sid,
                 settings.twilio_auth_token,
-                http_client=TwilioHttpClient(timeout=15),
+                http_client=TwilioHttpClient(timeout=timeout),
             )
             if settings.twilio_api_base:
                 client.api.base_url = settings.twilio_api_base

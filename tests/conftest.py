@@ -191,14 +191,15 @@ def drain(rt: runtime.Runtime, scheduled: bool = True) -> None:
     """
     for _ in range(5):
         if scheduled:
-            registry = rt.queue.scheduled_job_registry
-            for job_id in registry.get_job_ids():
-                job = rt.queue.fetch_job(job_id)
-                registry.remove(job_id)
-                if job is not None:
-                    rt.queue.enqueue_job(job)
-        SimpleWorker([rt.queue], connection=rt.redis).work(burst=True)
-        if not (scheduled and rt.queue.scheduled_job_registry.get_job_ids()):
+            for queue in rt.queues:
+                registry = queue.scheduled_job_registry
+                for job_id in registry.get_job_ids():
+                    job = queue.fetch_job(job_id)
+                    registry.remove(job_id)
+                    if job is not None:
+                        queue.enqueue_job(job)
+        SimpleWorker(rt.queues, connection=rt.redis).work(burst=True)
+        if not (scheduled and any(q.scheduled_job_registry.get_job_ids() for q in rt.queues)):
             return
 
 

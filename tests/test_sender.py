@@ -7,16 +7,18 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
 from sqlalchemy import select
 
 from bot import jobs, notify
+from bot.pace import Pace
 from bot.store.models import Account, OutboundSms
-from bot.transport import TwilioSender
+from bot.transport import SendError, TwilioSender
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, ROOT, drain
 from tests.fakes import FakeTwilioApi
 from tests.twilio_sign import twilio_signature
@@ -144,20 +146,57 @@ def test_quiet_hours_hold_notifications_but_not_replies(rt, twilio, phone):
     notify.send_text(rt, phone.number, "menu.empty", "t:9")
     assert jobs.send_sms(texts(rt)[0].id) == "deferred"
     assert twilio.messages == []
-    [job_id] = rt.queue.scheduled_job_registry.get_job_ids()
+    assert rt.queue.scheduled_job_registry.get_job_ids() == []  # notifications wait in bulk
+    [job_id] = rt.bulk_queue.scheduled_job_registry.get_job_ids()
     assert job_id.startswith(f"sms-{texts(rt)[0].id}-at-20261124T1400")  # 08:00 in Texas
 
 
-def test_pace_is_shared_and_counted_in_segments(rt, twilio, phone):
+def test_a_text_waits_for_its_slot_in_the_shared_pace(rt, twilio, phone):
     daytime(rt)
     rt.settings = replace(rt.settings, twilio_mps=1)
     onboarded(phone)
     notify.send_text(rt, phone.number, "menu.empty", "t:10")
     notify.send_text(rt, phone.number, "menu.empty", "t:11")
     first, second = (row.id for row in texts(rt))
+    began = time.monotonic()
     assert jobs.send_sms(first) == "sent"
-    assert jobs.send_sms(second) == "paced"  # 1 segment a second: the next waits
-    assert len(twilio.messages) == 1
+    assert jobs.send_sms(second) == "sent"  # 1 segment a second: it waited its turn
+    assert time.monotonic() - began >= 1.0
+    assert [m["body"] for m in twilio.messages] == [texts(rt)[0].body, texts(rt)[1].body]
+
+
+def test_a_sender_booked_far_ahead_sends_later_instead_of_waiting(rt, twilio, phone):
+    daytime(rt)
+    rt.settings = replace(rt.settings, twilio_mps=1)
+    onboarded(phone)
+    notify.send_text(rt, phone.number, "menu.empty", "t:14")
+    [row] = texts(rt)
+    Pace(rt.redis, 1).reserve("+15005550006", 300)  # a flood booked the next 5 minutes
+    assert jobs.send_sms(row.id) == "paced"
+    assert twilio.messages == []
+    [job_id] = rt.bulk_queue.scheduled_job_registry.get_job_ids()
+    at = datetime.strptime(job_id.rsplit("-at-", 1)[1], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    assert timedelta(minutes=4) < at - rt.clock() <= timedelta(minutes=6)
+
+
+def test_a_twilio_read_timeout_is_checked_before_sending_again(rt, twilio, phone):
+    daytime(rt)
+    onboarded(phone)
+    rt.sender = TwilioSender(rt.settings, timeout=0.5)
+    twilio.hold = threading.Event()
+    twilio.hold.set()  # Twilio creates the message, but its answer never comes back
+    try:
+        notify.send_text(rt, phone.number, "menu.empty", "t:30")
+        [row] = texts(rt)
+        with pytest.raises(SendError, match="ambiguous"):
+            jobs.send_sms(row.id)
+        assert texts(rt)[0].status == "sending"
+        drain(rt)  # the retry lists what Twilio has before sending: it is there
+    finally:
+        twilio.release.set()
+    [sent] = twilio.messages
+    [row] = texts(rt)
+    assert (row.status, row.provider_sid) == ("sent", sent["sid"])
 
 
 def test_a_text_left_sending_is_checked_with_twilio_before_sending_again(rt, twilio, phone):
@@ -211,8 +250,6 @@ def test_a_status_callback_before_the_sid_is_kept(rt, twilio, client, phone):
 
 
 def test_the_sweep_sends_a_text_whose_job_failed_for_good(rt, twilio, phone):
-    from datetime import timedelta
-
     daytime(rt)
     onboarded(phone)
     notify.send_text(rt, phone.number, "menu.empty", "t:22")
@@ -221,7 +258,7 @@ def test_the_sweep_sends_a_text_whose_job_failed_for_good(rt, twilio, phone):
         out = session.get(OutboundSms, row.id)
         out.created_at = out.created_at - timedelta(minutes=5)
         session.commit()
-    rt.queue.empty()
+    rt.bulk_queue.empty()
     assert jobs.sweep_stale(rt) >= 1
     drain(rt)
     assert len(twilio.messages) == 1
@@ -260,13 +297,12 @@ def test_worker_killed_mid_send_sends_exactly_one_text(rt, twilio, phone, databa
     )  # fmt: skip
     try:
         assert twilio.received.wait(60), "the worker never called Twilio"
-        # The worker and its work horse (RQ puts the horse in a session of its own), mid-request.
-        horses = psutil.Process(worker.pid).children(recursive=True)
-        assert horses, "the job runs in a forked work horse"
-        for process in [*horses, psutil.Process(worker.pid)]:
+        # The worker (jobs run in it) and its scheduler process, mid-request.
+        children = psutil.Process(worker.pid).children(recursive=True)
+        for process in [psutil.Process(worker.pid), *children]:
             process.send_signal(signal.SIGKILL)
         worker.wait(10)
-        psutil.wait_procs(horses, timeout=10)
+        psutil.wait_procs(children, timeout=10)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
