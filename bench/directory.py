@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +40,9 @@ SYLLABLES = [
 ]
 
 
-def synthetic_people(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def synthetic_people(
+    rng: random.Random, count: int = PEOPLE
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Facilities (4 per state) and people spread over 50 states, with IDs in each state's
     own format and names that repeat as real ones do."""
     states = [s for code, s in sorted(directory.states().items()) if code != "DC"]
@@ -55,7 +58,7 @@ def synthetic_people(rng: random.Random) -> tuple[list[dict[str, Any]], list[dic
         for n in range(4)
     ]  # fmt: skip
     people = []
-    per_state = PEOPLE // len(states)
+    per_state = count // len(states)
     for s in states:
         digits = max(s.id_digits_max, 7) if s.id_letters == 0 else s.id_digits_max
         letters = "ABCDEFGHJKMNPRSTVWXY"
@@ -82,8 +85,19 @@ def load(db: Database, facilities: list[dict[str, Any]], people: list[dict[str, 
     began = time.perf_counter()
     with db.engine.begin() as connection:
         connection.execute(insert(Facility.__table__), facilities)
-        for start in range(0, len(people), 50_000):
-            connection.execute(insert(Inmate.__table__), people[start : start + 50_000])
+        if db.is_sqlite:
+            for start in range(0, len(people), 50_000):
+                connection.execute(insert(Inmate.__table__), people[start : start + 50_000])
+        else:  # COPY, as a real directory import of this size would
+            columns = [*people[0], "updated_at"]
+            now = datetime.now(UTC)
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cursor:
+                statement = f"COPY inmates ({', '.join(columns)}) FROM STDIN"
+                with cursor.copy(statement) as copy:
+                    for person in people:
+                        copy.write_row([*person.values(), now])
     if db.is_sqlite:
         with db.engine.begin() as connection:
             connection.execute(text("ANALYZE"))

@@ -1,17 +1,21 @@
 """``make bench``: measurements of Kinline, printed as tables and kept in bench/results.json.
 
-Sections (issue 5), each standing alone and saying when it was skipped and why:
-- ``outbound``: notifications through RQ and two real workers to a Twilio API double at
-  ``TWILIO_MPS=100``;
+Sections (issue 5), each standing alone; PostgreSQL is used where it answers, else SQLite:
+- ``webhook``: Kinline under gunicorn against a bare Flask app, the same signed requests
+  from the same load generator: the most each takes, and latency at half Kinline's most;
+- ``outbound``: 5,000 notifications through RQ and two real workers to a Twilio API double
+  at ``TWILIO_MPS=100``;
+- ``storage``: SQL rows and bytes per delivered message, on SQLite and PostgreSQL;
 - ``directory``: 1.2 million synthetic people in 50 states, ID lookup and name search on
   SQLite and PostgreSQL, and Redis bytes per idle conversation.
 
-``python -m bench.run outbound`` runs only the sections named.
+``python -m bench.run outbound`` (or ``make bench SECTIONS=outbound``) runs only those named.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import random
@@ -24,7 +28,33 @@ from typing import Any
 from bench.common import ROOT, embedded_redis, scratch_postgres
 
 TEXTS = int(os.environ.get("BENCH_TEXTS", "5000"))
-SECTIONS = ("outbound", "directory")
+SECTIONS = ("webhook", "outbound", "storage", "directory")
+FAMILIES = int(os.environ.get("BENCH_FAMILIES", "50"))
+
+
+def run_webhook(results: dict[str, Any]) -> None:
+    from bench.webhook import bench_webhook
+
+    with tempfile.TemporaryDirectory() as folder, embedded_redis() as redis:
+        redis_url = f"unix://{redis.socket_file}"
+        database_url = scratch_postgres("kinline_bench_webhook")
+        label = "PostgreSQL"
+        if database_url is None:
+            database_url, label = f"sqlite:///{Path(folder) / 'webhook.db'}", "SQLite"
+        results["webhook"] = row = bench_webhook(database_url, redis_url, label)
+    print(
+        f"\nwebhook: gunicorn, 4 processes x 4 threads, {row['connections']} connections,"
+        f" {row['database']}; latency at {row['fixed_rate']}/s (half of Kinline's most)"
+    )
+    print(f"{'app':<10}{'most/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'gen CPU':>9}")
+    for name in ("kinline", "bare"):
+        top, fixed = row[name]["max"], row[name]["fixed"]
+        print(
+            f"{name:<10}{top['per_second']:>10}{fixed['latency']['p50_ms']:>10}"
+            f"{fixed['latency']['p99_ms']:>10}{top['errors'] + fixed['errors']:>8}"
+            f"{top['load_generator_cpu']:>9}"
+        )
+    print(f"Kinline / bare throughput: {row['ratio']}")
 
 
 def run_outbound(results: dict[str, Any]) -> None:
@@ -45,6 +75,28 @@ def run_outbound(results: dict[str, Any]) -> None:
         f"busiest 1-s window {row['busiest_window_segments']} segments; "
         f"duplicates {row['duplicates']}, lost {row['lost']}; statuses {row['statuses']}"
     )
+
+
+def run_storage(results: dict[str, Any]) -> None:
+    from bench.storage import bench_storage
+
+    results["storage"] = []
+    with tempfile.TemporaryDirectory() as folder, embedded_redis() as redis:
+        redis_url = f"unix://{redis.socket_file}"
+        sqlite_url = f"sqlite:///{Path(folder) / 'storage.db'}"
+        media = str(Path(folder) / "media")
+        results["storage"].append(bench_storage(sqlite_url, redis_url, media, "SQLite", FAMILIES))
+        pg = scratch_postgres("kinline_bench_storage")
+        if pg is not None:
+            results["storage"].append(bench_storage(pg, redis_url, media, "PostgreSQL", FAMILIES))
+    for row in results["storage"]:
+        for phase, title in (("first_message", "a new family"), ("next_message", "then")):
+            part = row[phase]
+            tables = ", ".join(f"{name} {n:g}" for name, n in part["rows_by_table"].items())
+            print(
+                f"storage {row['database']}, {title}: {part['rows_per_message']} rows and"
+                f" {part['bytes_per_message']} bytes per delivered message ({tables})"
+            )
 
 
 def run_directory(results: dict[str, Any]) -> None:
@@ -79,7 +131,12 @@ def run_directory(results: dict[str, Any]) -> None:
     )
 
 
-RUNNERS = {"outbound": run_outbound, "directory": run_directory}
+RUNNERS = {
+    "webhook": run_webhook,
+    "outbound": run_outbound,
+    "storage": run_storage,
+    "directory": run_directory,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -95,6 +152,7 @@ def main(argv: list[str]) -> int:
             "platform": platform.platform(),
         }
     }
+    logging.basicConfig(level=logging.WARNING)  # rq logs every job at INFO
     print(f"Kinline bench on {os.cpu_count()} CPUs, Python {platform.python_version()}")
     began = time.perf_counter()
     for name in chosen:

@@ -124,11 +124,12 @@ def receive(rt: Runtime, inbound: Inbound) -> list[str] | None:
     if done:
         return answer_of(rt, row_id)
     store = rt.conversations
+    answers: dict[int, list[str] | None] = {}
     with store.lock(inbound.from_number, inbound.to_number, rt.settings.lock_wait_seconds) as got:
         if got:
-            process_pending(rt, inbound.from_number, inbound.to_number)
+            process_pending(rt, inbound.from_number, inbound.to_number, answers)
     if got:  # our turn was taken, with any older texts of this conversation
-        return answer_of(rt, row_id)
+        return answers[row_id] if row_id in answers else answer_of(rt, row_id)
     with rt.db.session() as session:
         # Give up waiting unless another webhook took our turn meanwhile: from now on its
         # replies go out through the API.
@@ -189,10 +190,23 @@ def record(rt: Runtime, inbound: Inbound) -> tuple[int, bool]:
         return first.id, first.processed_at is not None
 
 
-def process_pending(rt: Runtime, from_number: str, to_number: str) -> int:
+PENDING_BATCH = 20
+
+
+def process_pending(
+    rt: Runtime,
+    from_number: str,
+    to_number: str,
+    answers: dict[int, list[str] | None] | None = None,
+) -> int:
     """Handle every unprocessed text of one conversation, oldest first.
 
-    The caller holds the conversation's turn lock.
+    The caller holds the conversation's turn lock. A text that arrives meanwhile is its
+    own webhook's to handle (it waits for the lock), or the worker's.
+
+    Args:
+        answers: Filled with each handled row's TwiML replies (None when they go out as
+            new texts), so the webhook need not read its row again.
 
     Returns:
         How many texts were handled.
@@ -200,7 +214,7 @@ def process_pending(rt: Runtime, from_number: str, to_number: str) -> int:
     handled = 0
     while True:
         with rt.db.session() as session:
-            row = session.scalars(
+            rows = session.scalars(
                 select(InboundSms)
                 .where(
                     InboundSms.from_number == from_number,
@@ -208,16 +222,25 @@ def process_pending(rt: Runtime, from_number: str, to_number: str) -> int:
                     InboundSms.processed_at.is_(None),
                 )
                 .order_by(InboundSms.id)
-                .limit(1)
-            ).first()
-            if row is None:
-                return handled
-            take_turn(rt, session, row)
-            handled += 1
+                .limit(PENDING_BATCH)
+            ).all()
+            for row in rows:
+                row_id = row.id
+                replies = take_turn(rt, session, row)
+                if answers is not None:
+                    answers[row_id] = replies
+                handled += 1
+        if len(rows) < PENDING_BATCH:
+            return handled
 
 
-def take_turn(rt: Runtime, session: Session, row: InboundSms) -> None:
-    """Handle one text and commit its effects, its replies and its processed mark."""
+def take_turn(rt: Runtime, session: Session, row: InboundSms) -> list[str] | None:
+    """Handle one text and commit its effects, its replies and its processed mark.
+
+    Returns:
+        The replies when they go back as TwiML, None when they go out as new texts (or
+        the text was handled by someone else meanwhile).
+    """
     store = rt.conversations
     try:
         outcome = handle(rt.settings, session, row, store.load(row.from_number, row.to_number))
@@ -231,12 +254,16 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> None:
     now = utcnow()
     # Mark it handled first: this write takes the row (and, on SQLite, the database) so a
     # webhook giving up on the wait cannot change reply_via between our read and commit.
-    session.execute(
+    via = session.scalars(
         update(InboundSms)
         .where(InboundSms.id == row.id, InboundSms.processed_at.is_(None))
         .values(processed_at=now, reply=outcome.replies)
-    )
-    via = session.scalars(select(InboundSms.reply_via).where(InboundSms.id == row.id)).one()
+        .returning(InboundSms.reply_via)
+    ).first()
+    if via is None:  # handled already (a turn lock that ran out): nothing more to do
+        logger.error("inbound %s was handled twice; the second turn is dropped", row.message_sid)
+        session.rollback()
+        return None
     if via == "twiml" and now - row.received_at > TWIML_DEADLINE:
         via = "api"  # its webhook is long gone (a process died): answer by a new text
         session.execute(update(InboundSms).where(InboundSms.id == row.id).values(reply_via=via))
@@ -265,6 +292,7 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> None:
             jobs.enqueue_sms(rt, out)
     for later in outcome.later:
         jobs.enqueue_later(rt, later)
+    return list(outcome.replies) if via == "twiml" else None
 
 
 # --- one turn -------------------------------------------------------------------------
