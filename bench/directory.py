@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import random
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, text
