@@ -32,6 +32,8 @@ from bot.store.migrate import upgrade
 TOKEN = "bench-twilio-token"
 PUBLIC = "https://kinline.example.org"
 BOT = "+15005550006"
+# Another checkout's app against the same load (a before/after): BENCH_APP_ROOT=/path.
+APP_ROOT = os.environ.get("BENCH_APP_ROOT", str(ROOT))
 GUNICORN = os.environ.get(
     "BENCH_GUNICORN", "--workers 4 --worker-class gthread --threads 4"
 ).split()
@@ -110,11 +112,11 @@ def free_port() -> int:
 class Server:
     """gunicorn serving ``app`` with the Procfile's settings, until stopped."""
 
-    def __init__(self, app: str, env: dict[str, str]) -> None:
+    def __init__(self, app: str, env: dict[str, str], cwd: str) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", *GUNICORN, app],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -187,23 +189,25 @@ def bench_webhook(
 
     results: dict[str, Any] = {"database": label, "connections": CONNECTIONS}
     phases = {
-        "kinline": ("webhooks:create_app()", env),
-        "bare": ("bench.bare:create_app()", env),
+        "kinline": ("webhooks:create_app()", APP_ROOT),
+        "bare": ("bench.bare:create_app()", str(ROOT)),
     }
-    for name, (app, app_env) in phases.items():
-        server = Server(app, app_env)
+    for name, (app, cwd) in phases.items():
+        server = Server(app, env, cwd)
         try:
             measure(server.port, traffic(2_000), 4.0)  # warm-up: imports, pools, caches
             results[name] = {"max": measure(server.port, traffic(8_000), seconds)}
         finally:
             server.stop()
     half = round(results["kinline"]["max"]["per_second"] / 2, 1)
-    people_needed = int(half * seconds / 6) + CONNECTIONS
-    for name, (app, app_env) in phases.items():
-        server = Server(app, app_env)
+    half = float(os.environ.get("BENCH_RATE", half))  # a set rate, to compare two runs
+    steady = 2 * seconds  # a longer window: p99 rests on more than a handful of samples
+    people_needed = int(half * steady / 6) + CONNECTIONS
+    for name, (app, cwd) in phases.items():
+        server = Server(app, env, cwd)
         try:
             measure(server.port, traffic(people_needed), 4.0, half)  # steady state first
-            results[name]["fixed"] = measure(server.port, traffic(people_needed), seconds, half)
+            results[name]["fixed"] = measure(server.port, traffic(people_needed), steady, half)
         finally:
             server.stop()
     results["fixed_rate"] = half
