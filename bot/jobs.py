@@ -11,7 +11,7 @@ from typing import Any
 
 from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import i18n, media, runtime, sms, stamps, wording
 from bot.flow import Later
@@ -60,12 +60,14 @@ def enqueue_sms(
     if fresh:  # a sweep: the first job may have failed for good and still hold its id
         at = at or utcnow()
     queue = rt.bulk_queue if out.kind == "notification" else rt.queue
+    # The row keeps the outcome; RQ need not keep a result per text.
+    options: dict[str, Any] = {"unique": True, "retry": SMS_RETRY, "result_ttl": 0}
     try:
         if at is None:
-            queue.enqueue(send_sms, out.id, job_id=f"sms-{out.id}", unique=True, retry=SMS_RETRY)
+            queue.enqueue(send_sms, out.id, job_id=f"sms-{out.id}", **options)
         else:
             job_id = f"sms-{out.id}-at-{at:%Y%m%dT%H%M%S%f}"
-            queue.enqueue_at(at, send_sms, out.id, job_id=job_id, unique=True, retry=SMS_RETRY)
+            queue.enqueue_at(at, send_sms, out.id, job_id=job_id, **options)
     except DuplicateJobError:
         logger.info("send job for outbound %s already queued", out.id)
 
@@ -158,11 +160,14 @@ def send_sms(outbound_id: int) -> str:
             sid = rt.sender.send(to, body, sender, status_callback(rt, outbound_id))
         except SendError as error:
             return _failed(rt, outbound_id, error)
-        with rt.db.session() as session:
-            out = session.get(OutboundSms, outbound_id)
-            assert out is not None
-            out.provider_sid = sid
-            return _finish(session, out, "sent")
+        with rt.db.session() as session:  # one UPDATE: the row is ours while we hold the lock
+            session.execute(
+                update(OutboundSms)
+                .where(OutboundSms.id == outbound_id)
+                .values(provider_sid=sid, status="sent", updated_at=utcnow())
+            )
+            session.commit()
+            return "sent"
     finally:
         lock.release()
 
