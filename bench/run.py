@@ -32,19 +32,24 @@ SECTIONS = ("webhook", "outbound", "storage", "directory")
 FAMILIES = int(os.environ.get("BENCH_FAMILIES", "50"))
 
 
+def database(name: str, folder: str) -> tuple[str, str]:
+    """A scratch PostgreSQL database when the server answers, else a SQLite file."""
+    url = scratch_postgres(f"kinline_bench_{name}")
+    if url is None:
+        return f"sqlite:///{Path(folder) / f'{name}.db'}", "SQLite"
+    return url, "PostgreSQL"
+
+
 def run_webhook(results: dict[str, Any]) -> None:
     from bench.webhook import bench_webhook
 
     with tempfile.TemporaryDirectory() as folder, embedded_redis() as redis:
-        redis_url = f"unix://{redis.socket_file}"
-        database_url = scratch_postgres("kinline_bench_webhook")
-        label = "PostgreSQL"
-        if database_url is None:
-            database_url, label = f"sqlite:///{Path(folder) / 'webhook.db'}", "SQLite"
-        results["webhook"] = row = bench_webhook(database_url, redis_url, label)
+        url, label = database("webhook", folder)
+        row = bench_webhook(url, f"unix://{redis.socket_file}", label)
+        results["webhook"] = row
     print(
-        f"\nwebhook: gunicorn, 4 processes x 4 threads, {row['connections']} connections,"
-        f" {row['database']}; latency at {row['fixed_rate']}/s (half of Kinline's most)"
+        f"\nwebhook: gunicorn {row['gunicorn']}, {row['connections']} connections,"
+        f" {row['database']}; latency at {row['fixed_rate']}/s ({row['rate_is']})"
     )
     print(f"{'app':<10}{'most/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'gen CPU':>9}")
     for name in ("kinline", "bare"):
@@ -61,12 +66,10 @@ def run_outbound(results: dict[str, Any]) -> None:
     from bench.outbound import bench_outbound
 
     with tempfile.TemporaryDirectory() as folder, embedded_redis() as redis:
-        redis_url = f"unix://{redis.socket_file}"
-        database_url = scratch_postgres("kinline_bench_outbound")
-        label = "PostgreSQL"
-        if database_url is None:
-            database_url, label = f"sqlite:///{Path(folder) / 'outbound.db'}", "SQLite"
-        results["outbound"] = bench_outbound(database_url, redis_url, label, TEXTS, 100, 2)
+        url, label = database("outbound", folder)
+        results["outbound"] = bench_outbound(
+            url, f"unix://{redis.socket_file}", label, TEXTS, 100, 2
+        )
     row = results["outbound"]
     print(
         f"\noutbound: {row['texts']} notifications ({row['segments']} segments), "

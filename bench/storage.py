@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rq import SimpleWorker
 from sqlalchemy import func, inspect, select, text
 
 from bot import delivery, directory, providers
@@ -24,6 +23,7 @@ from bot.config import Settings
 from bot.runtime import Runtime
 from bot.store.migrate import upgrade
 from bot.store.models import Base, Message
+from tests.conftest import drain
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 LINK = re.compile(r"https?://[^ ]+(/buy/[A-Za-z0-9_.\-]+)")
@@ -93,21 +93,9 @@ def say(client: Any, rt: Runtime, phone: str, body: str) -> str:
     return str(response.get_data(as_text=True))
 
 
-def work(rt: Runtime) -> None:
-    """Run every queued job (scheduled ones too), as the workers would."""
-    for queue in rt.queues:
-        registry = queue.scheduled_job_registry
-        for job_id in registry.get_job_ids():
-            job = queue.fetch_job(job_id)
-            registry.remove(job_id)
-            if job is not None:
-                queue.enqueue_job(job)
-    SimpleWorker(rt.queues, connection=rt.redis).work(burst=True, logging_level="WARNING")
-
-
 def approve_and_deliver(rt: Runtime) -> int:
     """The worker hands every sent message on; staff approve; the mail run delivers."""
-    work(rt)
+    drain(rt)
     outbox = delivery.Outbox()
     with rt.db.session() as session:
         waiting = session.scalars(select(Message).where(Message.status == "in_review")).all()
@@ -116,7 +104,7 @@ def approve_and_deliver(rt: Runtime) -> int:
         session.commit()
     outbox.send(rt)
     delivered = providers.deliver_approved(rt, "TX-HV")
-    work(rt)
+    drain(rt)
     return delivered
 
 
@@ -197,4 +185,3 @@ def write_again(rt: Runtime, client: Any, number: int) -> None:
     for body in ["1", *FRAGMENTS[:2], "DONE"]:
         say(client, rt, phone, body)
     assert "Sent for review" in say(client, rt, phone, "SEND")
-    work(rt)

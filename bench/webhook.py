@@ -187,7 +187,11 @@ def bench_webhook(
         conversations = requests_for(scripts(people, people_count, rng), first, host)
         return lambda: lanes_of(conversations, CONNECTIONS)
 
-    results: dict[str, Any] = {"database": label, "connections": CONNECTIONS}
+    results: dict[str, Any] = {
+        "database": label,
+        "connections": CONNECTIONS,
+        "gunicorn": " ".join(GUNICORN),
+    }
     phases = {
         "kinline": ("webhooks:create_app()", APP_ROOT),
         "bare": ("bench.bare:create_app()", str(ROOT)),
@@ -200,7 +204,9 @@ def bench_webhook(
         finally:
             server.stop()
     half = round(results["kinline"]["max"]["per_second"] / 2, 1)
-    half = float(os.environ.get("BENCH_RATE", half))  # a set rate, to compare two runs
+    results["rate_is"] = "half of Kinline's most"
+    if os.environ.get("BENCH_RATE"):  # a set rate, to compare two runs
+        half, results["rate_is"] = float(os.environ["BENCH_RATE"]), "BENCH_RATE"
     steady = 2 * seconds  # a longer window: p99 rests on more than a handful of samples
     people_needed = int(half * steady / 6) + CONNECTIONS
     for name, (app, cwd) in phases.items():

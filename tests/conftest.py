@@ -198,7 +198,7 @@ def drain(rt: runtime.Runtime, scheduled: bool = True) -> None:
                     registry.remove(job_id)
                     if job is not None:
                         queue.enqueue_job(job)
-        SimpleWorker(rt.queues, connection=rt.redis).work(burst=True)
+        SimpleWorker(rt.queues, connection=rt.redis).work(burst=True, logging_level="WARNING")
         if not (scheduled and any(q.scheduled_job_registry.get_job_ids() for q in rt.queues)):
             return
 
