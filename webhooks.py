@@ -21,7 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from bot import delivery, directory, engine, jobs, payments, providers
 from bot.config import Settings
 from bot.exceptions import BadInbound, ConfigError, DirectoryImportError
-from bot.runtime import Runtime
+from bot.runtime import Runtime, configure_logging
 from bot.transport import twilio_signature_ok
 from bot.web import checkout, desk, is_local, runtime, tablet
 
@@ -54,9 +54,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
 
     app.add_url_rule("/healthz", view_func=healthz)
     app.add_url_rule("/sms/inbound", view_func=sms_inbound, methods=["POST"])

@@ -26,9 +26,7 @@ logger = logging.getLogger(__name__)
 
 def main() -> None:
     """Start a worker with the scheduler on the Kinline queues (answers before notices)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    runtime.configure_logging()
     rt = Runtime.create(Settings.from_env())
     runtime.install(rt)
     from bot import providers
@@ -38,6 +36,7 @@ def main() -> None:
     stale = bot.jobs.sweep_stale(rt)
     if stale:
         logger.warning("queued %s conversation(s) with texts left unanswered", stale)
+    rt.db.dispose()  # the scheduler is a forked process: it takes no SQL connection along
     worker = SimpleWorker(rt.queues, connection=rt.redis)
     worker.work(with_scheduler=True)
 

@@ -224,22 +224,24 @@ def process_pending(
                 .order_by(InboundSms.id)
                 .limit(PENDING_BATCH)
             ).all()
-            for row in rows:
+            for index, row in enumerate(rows):
+                if index:  # what an earlier turn loaded may have changed elsewhere since
+                    session.expire_all()
                 row_id = row.id
-                replies = take_turn(rt, session, row)
-                if answers is not None:
+                took, replies = take_turn(rt, session, row)
+                if took and answers is not None:
                     answers[row_id] = replies
-                handled += 1
+                handled += took
         if len(rows) < PENDING_BATCH:
             return handled
 
 
-def take_turn(rt: Runtime, session: Session, row: InboundSms) -> list[str] | None:
+def take_turn(rt: Runtime, session: Session, row: InboundSms) -> tuple[bool, list[str] | None]:
     """Handle one text and commit its effects, its replies and its processed mark.
 
     Returns:
-        The replies when they go back as TwiML, None when they go out as new texts (or
-        the text was handled by someone else meanwhile).
+        Whether this turn handled the text (False: another had, meanwhile), and its
+        replies when they go back as TwiML (None when they go out as new texts).
     """
     store = rt.conversations
     try:
@@ -260,10 +262,10 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> list[str] | Non
         .values(processed_at=now, reply=outcome.replies)
         .returning(InboundSms.reply_via)
     ).first()
-    if via is None:  # handled already (a turn lock that ran out): nothing more to do
+    if via is None:  # handled already (a turn lock that ran out): its answer stands
         logger.error("inbound %s was handled twice; the second turn is dropped", row.message_sid)
         session.rollback()
-        return None
+        return False, None
     if via == "twiml" and now - row.received_at > TWIML_DEADLINE:
         via = "api"  # its webhook is long gone (a process died): answer by a new text
         session.execute(update(InboundSms).where(InboundSms.id == row.id).values(reply_via=via))
@@ -292,7 +294,7 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> list[str] | Non
             jobs.enqueue_sms(rt, out)
     for later in outcome.later:
         jobs.enqueue_later(rt, later)
-    return list(outcome.replies) if via == "twiml" else None
+    return True, (list(outcome.replies) if via == "twiml" else None)
 
 
 # --- one turn -------------------------------------------------------------------------

@@ -22,9 +22,6 @@ from bot.store.conversations import Conversation
 from bot.store.models import Account, InboundSms
 
 logger = logging.getLogger(__name__)
-# transitions logs every state entered and left at INFO: six lines a text, of no use in
-# production logs (and a measurable cost per webhook). Its warnings still show.
-logging.getLogger("transitions").setLevel(logging.WARNING)
 
 Prompt = Callable[["Turn"], None]
 Read = Callable[["Turn", str], str | None]

@@ -46,6 +46,10 @@ def enqueue_later(rt: Runtime, later: Later) -> None:
 
 
 SMS_RETRY = Retry(max=6, interval=[5, 15, 60, 300, 900, 1800])
+# A send job holds its text's lock through the wait for its slot (at most the pace's
+# max_wait, 60 s), a look at Twilio and the send (15 s connect + 15 s read each): never
+# long enough for another copy of the job to start on the same text.
+SMS_LOCK_SECONDS = 240
 
 
 def enqueue_sms(
@@ -89,7 +93,8 @@ def send_sms(outbound_id: int) -> str:
     Opted-out and unreachable numbers are never texted (the STOP and HELP answers
     excepted); notifications wait out the recipient's quiet hours; every text gets a slot
     in the sender's schedule (``bot.pace``: ``TWILIO_MPS`` segments per second across every
-    worker) and the job waits for it, seconds at most, before it sends. The row is marked
+    worker) and the job waits for it before it sends (about workers x segments / rate
+    seconds; past a minute the job comes back later instead). The row is marked
     ``sending`` before the provider is called and gets the SID after: a job that finds a row
     left ``sending`` (its worker died) asks the provider whether the text went out before
     sending it again. Transient errors raise, for RQ to retry with backoff.
@@ -100,14 +105,17 @@ def send_sms(outbound_id: int) -> str:
     from bot import pace, quiet
 
     rt = runtime.current()
-    lock = rt.redis.lock(f"kinline:sms-lock:{outbound_id}", timeout=120, blocking=False)
+    lock = rt.redis.lock(
+        f"kinline:sms-lock:{outbound_id}", timeout=SMS_LOCK_SECONDS, blocking=False
+    )
     if not lock.acquire():
         # Another job is on this very text, or one died holding the lock: look again
         # once the lock has run out.
         with rt.db.session() as session:
             out = session.get(OutboundSms, outbound_id)
             if out is not None and out.status in ("queued", "sending"):
-                enqueue_sms(rt, out, at=utcnow() + timedelta(seconds=130))
+                later = utcnow() + timedelta(seconds=SMS_LOCK_SECONDS + 10)
+                enqueue_sms(rt, out, at=later)
         return "busy"
     try:
         with rt.db.session() as session:
@@ -129,13 +137,6 @@ def send_sms(outbound_id: int) -> str:
                 if allowed is not None:
                     enqueue_sms(rt, out, at=allowed)
                     return "deferred"
-            reserved, wait = pace.Pace(rt.redis, rt.settings.twilio_mps).reserve(
-                out.from_number, sms.segment_count(out.body) or 1
-            )
-            if not reserved:  # the sender is booked further ahead than a worker waits
-                enqueue_sms(rt, out, at=now + timedelta(seconds=wait))
-                return "paced"
-            slot = time.monotonic() + wait
             if out.status == "sending" and out.attempted_at is not None:
                 known = {
                     str(sid)
@@ -150,6 +151,14 @@ def send_sms(outbound_id: int) -> str:
                 if sid is not None:  # it went out before the worker died
                     out.provider_sid = sid
                     return _finish(session, out, "sent")
+            # A slot last, just before the send: nothing slow between the two.
+            reserved, wait = pace.Pace(rt.redis, rt.settings.twilio_mps).reserve(
+                out.from_number, sms.segment_count(out.body) or 1
+            )
+            if not reserved:  # the sender is booked further ahead than a worker waits
+                enqueue_sms(rt, out, at=now + timedelta(seconds=wait))
+                return "paced"
+            slot = time.monotonic() + wait
             out.status = "sending"
             out.attempted_at = now
             out.attempts += 1
@@ -160,10 +169,12 @@ def send_sms(outbound_id: int) -> str:
             sid = rt.sender.send(to, body, sender, status_callback(rt, outbound_id))
         except SendError as error:
             return _failed(rt, outbound_id, error)
-        with rt.db.session() as session:  # one UPDATE: the row is ours while we hold the lock
+        with rt.db.session() as session:
+            # One UPDATE, unless a status callback beat Twilio's answer and moved the row
+            # on already (it noted the SID, or reset the row for a resend).
             session.execute(
                 update(OutboundSms)
-                .where(OutboundSms.id == outbound_id)
+                .where(OutboundSms.id == outbound_id, OutboundSms.status == "sending")
                 .values(provider_sid=sid, status="sent", updated_at=utcnow())
             )
             session.commit()

@@ -93,6 +93,18 @@ class Runtime:
 _current: Runtime | None = None
 
 
+def configure_logging() -> None:
+    """Logs for the web and worker processes, unless the host configured logging already.
+
+    ``transitions`` logs every state entered and left at INFO (six lines a text, and a
+    measurable cost per webhook): only its warnings are kept.
+    """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
 def install(runtime: Runtime) -> None:
     """Make ``runtime`` the one job functions use in this process."""
     global _current

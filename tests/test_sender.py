@@ -165,6 +165,26 @@ def test_a_text_waits_for_its_slot_in_the_shared_pace(rt, twilio, phone):
     assert [m["body"] for m in twilio.messages] == [texts(rt)[0].body, texts(rt)[1].body]
 
 
+def test_answers_go_out_before_waiting_notifications(rt, twilio, phone):
+    daytime(rt)
+    onboarded(phone)
+    for n in range(3):  # a mail run's notices, queued first
+        notify.send_text(rt, phone.number, "menu.empty", f"t:notice:{n}")
+    with rt.db.session() as session:  # then an answer the worker sends (a busy webhook's)
+        answer = OutboundSms(
+            idempotency_key="reply:t15", to_number=phone.number, from_number="+15005550006",
+            body="Thank you. Which state is your loved one in?", kind="reply", status="queued",
+        )  # fmt: skip
+        session.add(answer)
+        session.commit()
+    jobs.enqueue_sms(rt, answer)
+    assert rt.queue.job_ids == [f"sms-{answer.id}"]
+    assert len(rt.bulk_queue.job_ids) == 3
+    drain(rt)
+    assert len(twilio.messages) == 4
+    assert twilio.messages[0]["body"] == answer.body
+
+
 def test_a_sender_booked_far_ahead_sends_later_instead_of_waiting(rt, twilio, phone):
     daytime(rt)
     rt.settings = replace(rt.settings, twilio_mps=1)
@@ -191,7 +211,7 @@ def test_a_twilio_read_timeout_is_checked_before_sending_again(rt, twilio, phone
         with pytest.raises(SendError, match="ambiguous"):
             jobs.send_sms(row.id)
         assert texts(rt)[0].status == "sending"
-        drain(rt)  # the retry lists what Twilio has before sending: it is there
+        drain(rt)  # its job again, as RQ's retry runs it: it lists what Twilio has first
     finally:
         twilio.release.set()
     [sent] = twilio.messages

@@ -303,6 +303,25 @@ def test_text_whose_webhook_died_is_answered_by_a_new_text(rt, phone, sample_dir
     assert lost.status == "sent" and lost.body.startswith("Thank you. Which state")
 
 
+def test_a_turn_on_a_text_another_turn_handled_keeps_the_first_answer(rt, phone):
+    from bot import engine
+
+    text = engine.Inbound("SM" + "e" * 32, phone.number, phone.to, "Hi")
+    row_id, done = engine.record(rt, text)
+    assert not done
+    with rt.db.session() as session:
+        stale = session.get(InboundSms, row_id)  # read before the other turn took the text
+        assert engine.process_pending(rt, phone.number, phone.to) == 1  # the other turn
+        took, replies = engine.take_turn(rt, session, stale)  # a lock that ran out
+    assert (took, replies) == (False, None)
+    [welcome] = engine.answer_of(rt, row_id)
+    assert welcome.startswith("Kinline: write to a loved one")
+    with rt.db.session() as session:  # one answer, not two
+        assert session.scalar(select(func.count()).select_from(OutboundSms)) == 1
+    # A repeat of the webhook gets that answer as TwiML, not silence.
+    assert phone.send("Hi", sid="SM" + "e" * 32) == [welcome]
+
+
 def test_message_sid_reused_by_another_number_is_refused(rt, phone, new_phone):
     sid = "SM" + "e" * 32
     phone.send("Hi", sid=sid)
