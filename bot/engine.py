@@ -15,7 +15,6 @@ from datetime import timedelta
 
 import phonenumbers
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import flows  # noqa: F401  (registers every flow)
@@ -162,32 +161,35 @@ def answer_of(rt: Runtime, row_id: int) -> list[str] | None:
 
 
 def record(rt: Runtime, inbound: Inbound) -> tuple[int, bool]:
-    """Write the text to SQL.
+    """Write the text to SQL, committed at once (one statement, before any handling).
 
     Returns:
         The row id, and whether it was handled already (a repeated ``MessageSid``).
     """
-    with rt.db.session() as session:
-        row = InboundSms(
-            message_sid=inbound.message_sid,
-            from_number=inbound.from_number,
-            to_number=inbound.to_number,
-            body=inbound.body,
-            media=[{"url": url, "content_type": kind} for url, kind in inbound.media],
-        )
-        session.add(row)
-        try:
-            session.commit()
-            return row.id, False
-        except IntegrityError:
-            session.rollback()
-        first = session.scalars(
-            select(InboundSms).where(InboundSms.message_sid == inbound.message_sid)
+    values = {
+        "message_sid": inbound.message_sid,
+        "from_number": inbound.from_number,
+        "to_number": inbound.to_number,
+        "body": inbound.body,
+        "media": [{"url": url, "content_type": kind} for url, kind in inbound.media],
+    }
+    new = rt.db.insert_new(InboundSms, "message_sid").values(values).returning(InboundSms.id)
+    with rt.db.autocommit() as connection:
+        row_id = connection.execute(new).scalar()
+        if row_id is not None:
+            return row_id, False
+        first = connection.execute(
+            select(
+                InboundSms.id,
+                InboundSms.from_number,
+                InboundSms.to_number,
+                InboundSms.processed_at,
+            ).where(InboundSms.message_sid == inbound.message_sid)
         ).one()
-        if (first.from_number, first.to_number) != (inbound.from_number, inbound.to_number):
-            raise BadInbound("MessageSid was already used by another conversation")
-        logger.info("repeated MessageSid %s", inbound.message_sid)
-        return first.id, first.processed_at is not None
+    if (first.from_number, first.to_number) != (inbound.from_number, inbound.to_number):
+        raise BadInbound("MessageSid was already used by another conversation")
+    logger.info("repeated MessageSid %s", inbound.message_sid)
+    return first.id, first.processed_at is not None
 
 
 PENDING_BATCH = 20

@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,6 +70,20 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement commits by itself (one round trip, no
+        BEGIN or COMMIT): for a single write that stands alone."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+
+    def insert_new(self, model: type[Any], unique: str) -> Insert:
+        """An INSERT into ``model``'s table that does nothing when a row with the same
+        ``unique`` column value exists (``ON CONFLICT DO NOTHING``, SQLite and PostgreSQL)."""
+        if self.is_sqlite:
+            return sqlite_insert(model).on_conflict_do_nothing(index_elements=[unique])
+        return postgresql_insert(model).on_conflict_do_nothing(index_elements=[unique])
 
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or at shutdown)."""
