@@ -218,11 +218,10 @@ def transfer(
         return 0
     before = inmate.facility_id
     inmate.facility_id = facility.id
-    session.add(
-        DirectoryEvent(
-            inmate_pk=inmate.id, kind="transfer", from_facility=before, to_facility=facility.id
-        )
+    move = DirectoryEvent(
+        inmate_pk=inmate.id, kind="transfer", from_facility=before, to_facility=facility.id
     )
+    session.add(move)
     session.flush()
     session.refresh(inmate)
     returned = 0
@@ -237,7 +236,7 @@ def transfer(
     for contact in contacts_of(session, inmate):
         key = "moved" if facility.emessages else "moved_no_service"
         tell_account(
-            rt, session, outbox, contact.account, key, f"moved:{inmate.id}:{facility.id}",
+            rt, session, outbox, contact.account, key, f"moved:{inmate.id}:{move.id}",
             first=inmate.first_name, facility=facility.name,
         )  # fmt: skip
     return returned

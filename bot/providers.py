@@ -17,6 +17,7 @@ import requests
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import delivery, i18n, notify, sms
@@ -305,22 +306,31 @@ def handle_event(rt: Runtime, event: dict[str, Any]) -> str:
         ):
             return "duplicate"
         session.add(ProviderEvent(provider="http", event_id=event_id, kind=str(kind)))
+        try:
+            session.flush()  # a concurrent copy of this event waits here, then fails
+        except IntegrityError:
+            session.rollback()
+            return "duplicate"
         result = "applied"
         if kind in ("person.transferred", "person.released"):
             inmate = session.scalars(
-                select(Inmate).where(
+                select(Inmate)
+                .where(
                     Inmate.state == str(event.get("state", "")).upper(),
                     Inmate.inmate_id == str(event.get("inmate_id", "")),
                 )
+                .with_for_update(of=Inmate)  # one move at a time per person (PostgreSQL)
             ).first()
             if inmate is None:
                 raise EventError(404, "no such person")
             if kind == "person.released":
+                result = "applied" if inmate.status != "released" else "repeat"
                 delivery.release(rt, session, outbox, inmate)
             else:
                 facility = session.get(Facility, str(event.get("facility_id", "")))
                 if facility is None or facility.state != inmate.state:
                     raise EventError(400, "facility_id must be a facility in the person's state")
+                result = "applied" if inmate.facility_id != facility.id else "repeat"
                 delivery.transfer(rt, session, outbox, inmate, facility)
         else:
             message = session.scalars(
