@@ -156,11 +156,22 @@ class FakeStripe(FakeServer):
 
     def completed_event(self, session_id: str, event_id: str = "evt_test_1") -> dict[str, Any]:
         """The ``checkout.session.completed`` event Stripe sends after payment."""
-        session = dict(self.sessions[session_id], payment_status="paid", status="complete")
+        return self.event(session_id, "checkout.session.completed", event_id)
+
+    def event(
+        self, session_id: str, kind: str, event_id: str, payment_status: str = "paid"
+    ) -> dict[str, Any]:
+        """A ``checkout.session.*`` event of ``kind`` for a session, as Stripe sends it.
+
+        ``completed`` with ``unpaid`` is a delayed payment still on its way; it ends in
+        ``async_payment_succeeded`` (``paid``) or ``async_payment_failed`` (``unpaid``).
+        """
+        session = dict(self.sessions[session_id], payment_status=payment_status)
+        session["status"] = "complete"
         return {
             "id": event_id,
             "object": "event",
-            "type": "checkout.session.completed",
+            "type": kind,
             "created": int(time.time()),
             "data": {"object": session},
         }

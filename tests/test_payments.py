@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from bot import sms, stamps
 from bot.store.models import (
+    Account,
     Attachment,
     LedgerEntry,
     Message,
     MessageEvent,
+    OutboundSms,
     PaymentEvent,
     Purchase,
 )
@@ -463,3 +467,187 @@ def test_test_payments_are_refused_with_a_real_twilio_number(database_url):
         Settings.from_env({**twilio, "SECRET_KEY": "k"}, database_url=database_url)
     staging = Settings.from_env({**twilio, "SECRET_KEY": "k", "ALLOW_TEST_PAYMENTS": "1"})
     assert staging.payments == "test"
+
+
+# --- Stripe events late, early, twice, and at once ----------------------------------------
+
+COMPLETED = "checkout.session.completed"
+SUCCEEDED = "checkout.session.async_payment_succeeded"
+FAILED = "checkout.session.async_payment_failed"
+
+
+def buy_link(client, phone, keyword: str, choice: str) -> None:
+    """Ask for the bundles, pick one and open the link (the Checkout Session is made)."""
+    phone.text(keyword)
+    assert client.get(LINK.search(phone.text(choice)).group(1)).status_code == 303
+
+
+def purchases(rt) -> list[tuple[str, str, int, str]]:
+    """Every purchase: (phone, state, stamps, status), in the order they were made."""
+    with rt.db.session() as session:
+        rows = session.execute(
+            select(Account.phone, Purchase.state, Purchase.stamps, Purchase.status)
+            .join(Account, Account.id == Purchase.account_id)
+            .order_by(Purchase.id)
+        )
+        return [tuple(row) for row in rows]
+
+
+def credits(rt) -> list[tuple[str, str, int, str, str]]:
+    """Every ledger row of a purchase: (phone, state, delta) of the row, then the phone and
+    state of the purchase it is for, in the order of the purchases."""
+    buyer = aliased(Account)
+    with rt.db.session() as session:
+        rows = session.execute(
+            select(Account.phone, LedgerEntry.state, LedgerEntry.delta, buyer.phone, Purchase.state)
+            .join(Account, Account.id == LedgerEntry.account_id)
+            .join(Purchase, Purchase.id == LedgerEntry.purchase_id)
+            .join(buyer, buyer.id == Purchase.account_id)
+            .where(LedgerEntry.kind == "purchase")
+            .order_by(Purchase.id)
+        )
+        return [tuple(row) for row in rows]
+
+
+def wallets(rt, number: str) -> dict[str, int]:
+    """The balances of a number's account, by state."""
+    with rt.db.session() as session:
+        account = session.scalars(select(Account).where(Account.phone == number)).one()
+        return stamps.balances(session, account.id)
+
+
+def paid_texts(rt, number: str) -> list[str]:
+    """Every "Paid" text queued for a number (sent or not)."""
+    with rt.db.session() as session:
+        bodies = session.scalars(select(OutboundSms.body).where(OutboundSms.to_number == number))
+        return [body for body in bodies if body.startswith("Paid")]
+
+
+@pytest.fixture
+def two_families(stripe_rt, client, phone, new_phone, sample_directory, fake_stripe):
+    """Family A buys 20 TX stamps and then 5; family B buys 10 CA stamps.
+
+    Returns:
+        The phones and the Checkout Session ids: (a, b, a_first, a_second, b_first).
+    """
+    ready_to_write(phone)
+    other = new_phone("+13105550199")
+    ready_to_write(other, "AB1234", "CA")
+    buy_link(client, phone, "STAMPS", "3")
+    buy_link(client, phone, "STAMPS", "1")
+    buy_link(client, other, "STAMPS", "2")
+    a_first, a_second, b_first = sorted(fake_stripe.sessions)
+    assert purchases(stripe_rt) == [
+        (phone.number, "TX", 20, "pending"),
+        (phone.number, "TX", 5, "pending"),
+        (other.number, "CA", 10, "pending"),
+    ]
+    return phone, other, a_first, a_second, b_first
+
+
+A_PAID = "Paid: +20 Texas stamps. You have 20 Texas stamps. Reply MENU to write."
+B_PAID = "Paid: +10 California stamps. You have 10 California stamps. Reply MENU to write."
+
+
+def test_stripe_events_out_of_order_credit_each_purchase_once(
+    stripe_rt, client, fake_stripe, two_families
+):
+    rt = stripe_rt
+    a, b, a_first, a_second, b_first = two_families
+    event = fake_stripe.event
+    # What Stripe would send for two delayed payments, interleaved: each session completes
+    # unpaid, then its payment succeeds. They arrive the other way round.
+    sent_in_order = [
+        event(a_first, COMPLETED, "evt_a1_completed", "unpaid"),
+        event(b_first, COMPLETED, "evt_b1_completed", "unpaid"),
+        event(a_first, SUCCEEDED, "evt_a1_succeeded"),
+        event(b_first, SUCCEEDED, "evt_b1_succeeded"),
+    ]
+    arrived = [post_event(client, e).get_data(as_text=True).strip() for e in sent_in_order[::-1]]
+    assert arrived == ["credited", "credited", "ignored", "ignored"]
+    # A failure after the success (and the success again, under another id and the same).
+    late = [
+        event(a_first, FAILED, "evt_a1_failed", "unpaid"),
+        event(a_first, COMPLETED, "evt_a1_completed_paid"),
+        event(b_first, SUCCEEDED, "evt_b1_succeeded_again"),
+        *sent_in_order,
+    ]
+    answers = [post_event(client, e).get_data(as_text=True).strip() for e in late]
+    assert answers == ["ignored", "duplicate", "duplicate"] + ["duplicate"] * 4
+    # A's second purchase fails: the failure first, then the unpaid completion.
+    for e in (
+        event(a_second, FAILED, "evt_a2_failed", "unpaid"),
+        event(a_second, COMPLETED, "evt_a2_completed", "unpaid"),
+    ):
+        assert post_event(client, e).get_data(as_text=True).strip() == "ignored"
+    drain(rt)
+    assert purchases(rt) == [
+        (a.number, "TX", 20, "paid"),
+        (a.number, "TX", 5, "pending"),
+        (b.number, "CA", 10, "paid"),
+    ]
+    assert credits(rt) == [
+        (a.number, "TX", 20, a.number, "TX"),
+        (b.number, "CA", 10, b.number, "CA"),
+    ]
+    assert (wallets(rt, a.number), wallets(rt, b.number)) == ({"TX": 20}, {"CA": 10})
+    assert paid_texts(rt, a.number) == [A_PAID]
+    assert paid_texts(rt, b.number) == [B_PAID]
+    assert worker_texts(rt, a.number).count(A_PAID) == 1
+    assert worker_texts(rt, b.number).count(B_PAID) == 1
+    assert count(rt, PaymentEvent) == 9  # every event id once, replays not again
+
+
+def test_stripe_events_of_two_families_all_at_once(stripe_rt, app, fake_stripe, two_families):
+    rt = stripe_rt
+    a, b, a_first, a_second, b_first = two_families
+    event = fake_stripe.event
+    events = []
+    for tag, session_id in (("a1", a_first), ("b1", b_first)):
+        events += [
+            event(session_id, COMPLETED, f"evt_{tag}_completed", "unpaid"),
+            event(session_id, SUCCEEDED, f"evt_{tag}_succeeded"),
+            event(session_id, COMPLETED, f"evt_{tag}_completed_paid"),
+            event(session_id, FAILED, f"evt_{tag}_failed", "unpaid"),
+        ]
+    events += [
+        event(a_second, COMPLETED, "evt_a2_completed", "unpaid"),
+        event(a_second, FAILED, "evt_a2_failed", "unpaid"),
+    ]
+    burst = events * 3  # every event three times
+    random.Random(7).shuffle(burst)
+    answers: list[object] = [None] * len(burst)
+    barrier = threading.Barrier(len(burst))
+
+    def deliver(index: int, payload: dict) -> None:
+        client = app.test_client()
+        barrier.wait()
+        try:
+            response = post_event(client, payload)
+            answers[index] = (response.status_code, response.get_data(as_text=True).strip())
+        except Exception as error:  # in TESTING mode a would-be 500 raises: keep it
+            answers[index] = error
+
+    threads = [threading.Thread(target=deliver, args=pair) for pair in enumerate(burst)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(x, tuple) and x[0] == 200 for x in answers), answers
+    said = sorted(x[1] for x in answers)
+    assert said.count("credited") == 2
+    assert set(said) <= {"credited", "duplicate", "ignored"}
+    drain(rt)
+    assert purchases(rt) == [
+        (a.number, "TX", 20, "paid"),
+        (a.number, "TX", 5, "pending"),
+        (b.number, "CA", 10, "paid"),
+    ]
+    assert credits(rt) == [
+        (a.number, "TX", 20, a.number, "TX"),
+        (b.number, "CA", 10, b.number, "CA"),
+    ]
+    assert (wallets(rt, a.number), wallets(rt, b.number)) == ({"TX": 20}, {"CA": 10})
+    assert paid_texts(rt, a.number) == [A_PAID]
+    assert paid_texts(rt, b.number) == [B_PAID]
+    assert count(rt, PaymentEvent) == len(events)
