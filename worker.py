@@ -23,6 +23,8 @@ from bot.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
+MAINTENANCE_SECONDS = 60
+
 
 def main() -> None:
     """Start a worker with the scheduler on the Kinline queues (answers before notices)."""
@@ -37,7 +39,10 @@ def main() -> None:
     if stale:
         logger.warning("queued %s conversation(s) with texts left unanswered", stale)
     rt.db.dispose()  # the scheduler is a forked process: it takes no SQL connection along
-    worker = SimpleWorker(rt.queues, connection=rt.redis)
+    # Maintenance every minute (RQ's default is ten): it is where a worker takes over the
+    # scheduler from one that died, whose lock lasts a minute, so a worker restarted at once
+    # runs tallies, retries and deferred texts within two minutes, not ten.
+    worker = SimpleWorker(rt.queues, connection=rt.redis, maintenance_interval=MAINTENANCE_SECONDS)
     worker.work(with_scheduler=True)
 
 
