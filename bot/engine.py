@@ -263,6 +263,7 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> tuple[bool, lis
         .where(InboundSms.id == row.id, InboundSms.processed_at.is_(None))
         .values(processed_at=now, reply=outcome.replies)
         .returning(InboundSms.reply_via)
+        .execution_options(synchronize_session=False)
     ).first()
     if via is None:  # handled already (a turn lock that ran out): its answer stands
         logger.error("inbound %s was handled twice; the second turn is dropped", row.message_sid)
