@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import phonenumbers
-from sqlalchemy import select, update
+from sqlalchemy import JSON, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 import flows  # noqa: F401  (registers every flow)
@@ -194,6 +194,27 @@ def record(rt: Runtime, inbound: Inbound) -> tuple[int, bool]:
 
 PENDING_BATCH = 20
 
+# The statements every text runs, built once: building one costs about as much as running it.
+PENDING = (
+    select(InboundSms)
+    .where(
+        InboundSms.from_number == bindparam("from_number"),
+        InboundSms.to_number == bindparam("to_number"),
+        InboundSms.processed_at.is_(None),
+    )
+    .order_by(InboundSms.id)
+    .limit(PENDING_BATCH)
+)
+ACCOUNT_BY_PHONE = select(Account).where(Account.phone == bindparam("phone"))
+MARK_PROCESSED = (
+    update(InboundSms)
+    .where(InboundSms.id == bindparam("row_id"), InboundSms.processed_at.is_(None))
+    .values(processed_at=bindparam("now"), reply=bindparam("replies", type_=JSON))
+    .returning(InboundSms.reply_via)
+    .execution_options(synchronize_session=False)
+)
+ADD_REPLIES = insert(OutboundSms).returning(OutboundSms.id, sort_by_parameter_order=True)
+
 
 def process_pending(
     rt: Runtime,
@@ -216,16 +237,8 @@ def process_pending(
     handled = 0
     while True:
         with rt.db.session() as session:
-            rows = session.scalars(
-                select(InboundSms)
-                .where(
-                    InboundSms.from_number == from_number,
-                    InboundSms.to_number == to_number,
-                    InboundSms.processed_at.is_(None),
-                )
-                .order_by(InboundSms.id)
-                .limit(PENDING_BATCH)
-            ).all()
+            where = {"from_number": from_number, "to_number": to_number}
+            rows = session.scalars(PENDING, where).all()
             for index, row in enumerate(rows):
                 if index:  # what an earlier turn loaded may have changed elsewhere since
                     session.expire_all()
@@ -251,20 +264,15 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> tuple[bool, lis
     except Exception:
         logger.exception("turn failed for inbound %s", row.message_sid)
         session.rollback()
-        account = session.scalars(select(Account).where(Account.phone == row.from_number)).first()
+        account = session.scalars(ACCOUNT_BY_PHONE, {"phone": row.from_number}).first()
         language = account.language if account else i18n.DEFAULT_LANGUAGE
         outcome = Outcome([i18n.text(language, "error.sorry")], keep=True)
     outcome.replies = [sms.printable(reply) for reply in outcome.replies]
     now = utcnow()
     # Mark it handled first: this write takes the row (and, on SQLite, the database) so a
     # webhook giving up on the wait cannot change reply_via between our read and commit.
-    via = session.scalars(
-        update(InboundSms)
-        .where(InboundSms.id == row.id, InboundSms.processed_at.is_(None))
-        .values(processed_at=now, reply=outcome.replies)
-        .returning(InboundSms.reply_via)
-        .execution_options(synchronize_session=False)
-    ).first()
+    marked = {"row_id": row.id, "now": now, "replies": outcome.replies}
+    via = session.scalars(MARK_PROCESSED, marked).first()
     if via is None:  # handled already (a turn lock that ran out): its answer stands
         logger.error("inbound %s was handled twice; the second turn is dropped", row.message_sid)
         session.rollback()
@@ -272,19 +280,20 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> tuple[bool, lis
     if via == "twiml" and now - row.received_at > TWIML_DEADLINE:
         via = "api"  # its webhook is long gone (a process died): answer by a new text
         session.execute(update(InboundSms).where(InboundSms.id == row.id).values(reply_via=via))
-    queued = []
-    for i, body in enumerate(outcome.replies):
-        out = OutboundSms(
-            idempotency_key=f"reply:{row.message_sid}:{i}",
-            to_number=row.from_number,
-            from_number=row.to_number,
-            body=body,
-            kind=outcome.kind,
-            status="replied" if via == "twiml" else "queued",
-            inbound_id=row.id,
-        )
-        session.add(out)
-        queued.append(out)
+    status = "replied" if via == "twiml" else "queued"
+    reply_rows = [
+        {
+            "idempotency_key": f"reply:{row.message_sid}:{i}",
+            "to_number": row.from_number,
+            "from_number": row.to_number,
+            "body": body,
+            "kind": outcome.kind,
+            "status": status,
+            "inbound_id": row.id,
+        }
+        for i, body in enumerate(outcome.replies)
+    ]
+    queued = list(session.scalars(ADD_REPLIES, reply_rows)) if reply_rows else []
     session.commit()
     if outcome.clear:
         store.clear(row.from_number, row.to_number)
@@ -293,7 +302,8 @@ def take_turn(rt: Runtime, session: Session, row: InboundSms) -> tuple[bool, lis
     from bot import jobs
 
     if via != "twiml":
-        for out in queued:
+        sending = select(OutboundSms).where(OutboundSms.id.in_(queued)).order_by(OutboundSms.id)
+        for out in session.scalars(sending):
             jobs.enqueue_sms(rt, out)
     for later in outcome.later:
         jobs.enqueue_later(rt, later)
@@ -326,7 +336,7 @@ def handle(
     """
     text = row.body
     keyword = words.keyword(text)
-    account = session.scalars(select(Account).where(Account.phone == row.from_number)).first()
+    account = session.scalars(ACCOUNT_BY_PHONE, {"phone": row.from_number}).first()
 
     if keyword == "help":
         language = account.language if account else guess_language(text)
