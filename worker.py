@@ -11,6 +11,7 @@ a worker that dies mid-job leaves nothing half done: every job checks its rows f
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from rq import SimpleWorker
@@ -43,6 +44,7 @@ def main() -> None:
     # scheduler from one that died, whose lock lasts a minute, so a worker restarted at once
     # runs tallies, retries and deferred texts within two minutes, not ten.
     worker = SimpleWorker(rt.queues, connection=rt.redis, maintenance_interval=MAINTENANCE_SECONDS)
+    gc.freeze()  # what start-up loaded stays out of garbage collection (as in bot/serving.py)
     worker.work(with_scheduler=True)
 
 

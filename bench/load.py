@@ -17,6 +17,12 @@ import asyncio
 import resource
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+# Connections open one after another, this far apart, as a client's pool grows. Opened all
+# in the same instant, they all go to whichever gunicorn process wakes first (seen here:
+# 63 of 64 in one process), which then serves everything on one core.
+CONNECT_GAP = 0.005
 
 
 @dataclass
@@ -25,7 +31,8 @@ class Outcome:
 
     sent: int = 0
     errors: int = 0
-    reconnects: int = 0
+    reconnects: int = 0  # idle keep-alive connections the server had closed
+    connects: int = 0  # new connections after a Connection: close
     statuses: dict[int, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -37,19 +44,23 @@ class Outcome:
         return self.sent / self.seconds if self.seconds else 0.0
 
 
-async def _answer(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP response; return its status."""
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP response; return its status and whether the server keeps the
+    connection open (``Connection: close`` says it does not)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
-    length = 0
+    length, keep = 0, True
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            keep = False
     if length:
         await reader.readexactly(length)
-    return status
+    return status, keep
 
 
 async def _connection(
@@ -60,8 +71,16 @@ async def _connection(
     began: float,
     until: float,
     due: list[float] | None,
+    streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    if streams is None:  # an HTTP client connects when it has a request to send
+        if due is not None and requests:
+            wait = began + due[0] - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        streams = await asyncio.open_connection(host, port)
+    reader, writer = streams
+    open_ = True
     try:
         for index, request in enumerate(requests):
             if due is not None:
@@ -71,9 +90,13 @@ async def _connection(
             start = time.perf_counter()
             if start >= until:
                 break
+            if not open_:  # the server said Connection: close: a new connection, as clients do
+                writer.close()
+                outcome.connects += 1
+                reader, writer = await asyncio.open_connection(host, port)
             try:
                 writer.write(request)
-                status = await _answer(reader)
+                status, open_ = await _answer(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 # The server closed an idle keep-alive connection (gunicorn does after 2 s):
                 # send again on a new one, as HTTP clients do (the webhook is idempotent).
@@ -82,9 +105,10 @@ async def _connection(
                 reader, writer = await asyncio.open_connection(host, port)
                 try:
                     writer.write(request)
-                    status = await _answer(reader)
+                    status, open_ = await _answer(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     outcome.errors += 1
+                    open_ = False
                     continue
             done = time.perf_counter()
             outcome.sent += 1
@@ -120,6 +144,11 @@ def run(
     count = len(lanes)
 
     async def main() -> None:
+        opened: list[Any] = [None] * count
+        if rate is None:  # every connection open before the clock starts, one at a time
+            for number in range(count):
+                opened[number] = await asyncio.open_connection(host, port)
+                await asyncio.sleep(CONNECT_GAP)
         began = time.perf_counter()
         until = began + seconds
         tasks = []
@@ -127,7 +156,7 @@ def run(
             due = None
             if rate is not None:  # lane n takes requests n, n + count, n + 2 count, ...
                 due = [(number + i * count) / rate for i in range(len(lane))]
-            tasks.append(_connection(host, port, lane, outcome, began, until, due))
+            tasks.append(_connection(host, port, lane, outcome, began, until, due, opened[number]))
         await asyncio.gather(*tasks)
         outcome.seconds = time.perf_counter() - began
 

@@ -1,6 +1,6 @@
 """Webhook throughput and latency: Kinline under gunicorn against a bare Flask app.
 
-Both run with the Procfile's gunicorn settings (4 processes of 4 threads) on the same
+Both run with the web process's gunicorn settings (``bot/serving.py``) on the same
 machine, and get the same signed requests from the same load generator (``bench.load``)
 in one run. Kinline's requests are whole conversations from thousands of numbers:
 onboarding, lookups by ID and by name, writing a message in fragments, keywords.
@@ -34,9 +34,9 @@ PUBLIC = "https://kinline.example.org"
 BOT = "+15005550006"
 # Another checkout's app against the same load (a before/after): BENCH_APP_ROOT=/path.
 APP_ROOT = os.environ.get("BENCH_APP_ROOT", str(ROOT))
-GUNICORN = os.environ.get(
-    "BENCH_GUNICORN", "--workers 4 --worker-class gthread --threads 4"
-).split()
+# The web process's own settings (bot/serving.py, as the Procfile runs it); BENCH_GUNICORN
+# gives others (an old checkout's, say).
+GUNICORN = os.environ.get("BENCH_GUNICORN", "-c python:bot.serving").split()
 CONNECTIONS = 64
 FRAGMENTS = [
     "Hi mijo, it's Mom. We all miss you and think about you every day.",
@@ -103,6 +103,15 @@ def lanes_of(conversations: list[list[bytes]], count: int) -> list[list[bytes]]:
     return lanes
 
 
+def settings_of_gunicorn() -> str:
+    """What the web processes run as, in words."""
+    if "BENCH_GUNICORN" in os.environ:
+        return " ".join(GUNICORN)
+    from bot import serving
+
+    return f"{serving.workers} processes of {serving.threads} threads ({serving.worker_class})"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -110,7 +119,7 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn serving ``app`` with the Procfile's settings, until stopped."""
+    """gunicorn serving ``app`` with the web process's settings, until stopped."""
 
     def __init__(self, app: str, env: dict[str, str], cwd: str) -> None:
         self.port = free_port()
@@ -190,7 +199,7 @@ def bench_webhook(
     results: dict[str, Any] = {
         "database": label,
         "connections": CONNECTIONS,
-        "gunicorn": " ".join(GUNICORN),
+        "gunicorn": settings_of_gunicorn(),
     }
     phases = {
         "kinline": ("webhooks:create_app()", APP_ROOT),
