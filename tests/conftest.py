@@ -13,8 +13,9 @@ import ipaddress
 import itertools
 import os
 import socket
+import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,53 @@ def drain(rt: runtime.Runtime, scheduled: bool = True) -> None:
         SimpleWorker(rt.queues, connection=rt.redis).work(burst=True, logging_level="WARNING")
         if not (scheduled and any(q.scheduled_job_registry.get_job_ids() for q in rt.queues)):
             return
+
+
+def worker_env(
+    rt: runtime.Runtime, twilio: Any, database_url: str, redis_url: str
+) -> dict[str, str]:
+    """The environment of a real ``worker.py`` on the test's SQL and Redis, sending
+    through the Twilio API double ``twilio``."""
+    return dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        PUBLIC_BASE_URL=PUBLIC_BASE_URL,
+        SECRET_KEY="test-secret-key",
+        TWILIO_ACCOUNT_SID=twilio.account_sid,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM=BOT_NUMBER,
+        TWILIO_API_BASE=twilio.url,
+        ALLOW_TEST_PAYMENTS="1",
+        TWILIO_MPS="100",
+        MEDIA_DIR=rt.settings.media_dir,
+    )
+
+
+def at_once(app: Any, requests: list[Callable[[Any], Any]]) -> list[Any]:
+    """Make every request at the same instant, each on a test client of its own thread.
+
+    Returns:
+        Each request's result, in order, or the exception it raised (the app is in
+        TESTING mode, so what would be a 500 arrives here, for the test to report).
+    """
+    barrier = threading.Barrier(len(requests))
+    results: list[Any] = [None] * len(requests)
+
+    def make(index: int, request: Callable[[Any], Any]) -> None:
+        client = app.test_client()
+        barrier.wait()
+        try:
+            results[index] = request(client)
+        except Exception as error:  # reported by the test, not lost in the thread
+            results[index] = error
+
+    threads = [threading.Thread(target=make, args=pair) for pair in enumerate(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 # --- a phone that texts like Twilio ---------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -39,11 +38,12 @@ from bot.transport import TwilioSender
 from tests.conftest import (
     AUTH_TOKEN,
     BOT_NUMBER,
-    PUBLIC_BASE_URL,
     ROOT,
     Phone,
+    at_once,
     drain,
     twiml_messages,
+    worker_env,
 )
 from tests.fakes import FakeTwilioApi
 from tests.test_compose import ready_to_write, the_draft, worker_texts
@@ -53,20 +53,9 @@ def test_ten_fragments_at_once_all_land_in_order_with_one_tally(rt, app, phone, 
     ready_to_write(phone)
     phone.text("1")
     parts = [f"part {i:02d}." for i in range(10)]
-    barrier = threading.Barrier(len(parts))
-    statuses: list[int] = []
-
-    def deliver(body: str) -> None:
-        client = app.test_client()
-        barrier.wait()
-        statuses.append(Phone(client, phone.number).post(phone.form(body)).status_code)
-
-    threads = [threading.Thread(target=deliver, args=(part,)) for part in parts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert statuses == [200] * 10
+    forms = [phone.form(part) for part in parts]
+    texts = [lambda client, form=form: Phone(client, phone.number).post(form) for form in forms]
+    assert [response.status_code for response in at_once(app, texts)] == [200] * 10
     drain(rt)
     with rt.db.session() as session:
         draft = session.scalars(select(Draft)).one()
@@ -190,20 +179,7 @@ class WorkerProcess:
 @pytest.fixture
 def workers(rt, twilio_api, database_url, redis_url, tmp_path) -> Iterator[Callable[[], Any]]:
     """Start real workers on the test's SQL and Redis, sending through the Twilio double."""
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        PUBLIC_BASE_URL=PUBLIC_BASE_URL,
-        SECRET_KEY="test-secret-key",
-        TWILIO_ACCOUNT_SID=twilio_api.account_sid,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        TWILIO_FROM=BOT_NUMBER,
-        TWILIO_API_BASE=twilio_api.url,
-        ALLOW_TEST_PAYMENTS="1",
-        TWILIO_MPS="100",
-        MEDIA_DIR=rt.settings.media_dir,
-    )
+    env = worker_env(rt, twilio_api, database_url, redis_url)
     started: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -22,7 +21,7 @@ from bot.store.models import (
     PaymentEvent,
     Purchase,
 )
-from tests.conftest import PUBLIC_BASE_URL, STRIPE_WEBHOOK_SECRET, drain
+from tests.conftest import PUBLIC_BASE_URL, STRIPE_WEBHOOK_SECRET, at_once, drain
 from tests.fakes import JPEG, stripe_signature
 from tests.test_compose import mms, ready_to_write, worker_texts
 
@@ -172,21 +171,9 @@ def test_replayed_stripe_webhooks_credit_once(stripe_rt, app, phone, sample_dire
     app.test_client().get(path)
     [session_id] = fake_stripe.sessions
     event = fake_stripe.completed_event(session_id, "evt_replayed")
-    answers: list[str] = []
-    barrier = threading.Barrier(10)
-
-    def replay() -> None:
-        client = app.test_client()
-        barrier.wait()
-        response = post_event(client, event)
-        assert response.status_code == 200
-        answers.append(response.get_data(as_text=True).strip())
-
-    threads = [threading.Thread(target=replay) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    responses = at_once(app, [lambda client: post_event(client, event)] * 10)
+    assert [response.status_code for response in responses] == [200] * 10
+    answers = [response.get_data(as_text=True).strip() for response in responses]
     assert sorted(answers) == ["credited"] + ["duplicate"] * 9
     # The same session under another event id (Stripe retries can do that) changes nothing.
     other = post_event(app.test_client(), fake_stripe.completed_event(session_id, "evt_other"))
@@ -549,6 +536,23 @@ A_PAID = "Paid: +20 Texas stamps. You have 20 Texas stamps. Reply MENU to write.
 B_PAID = "Paid: +10 California stamps. You have 10 California stamps. Reply MENU to write."
 
 
+def each_paid_once(rt, a, b) -> None:
+    """A's first purchase and B's are paid and credited once, to their own family and
+    state, with one "Paid" text each; A's second is still pending, with nothing credited."""
+    assert purchases(rt) == [
+        (a.number, "TX", 20, "paid"),
+        (a.number, "TX", 5, "pending"),
+        (b.number, "CA", 10, "paid"),
+    ]
+    assert credits(rt) == [
+        (a.number, "TX", 20, a.number, "TX"),
+        (b.number, "CA", 10, b.number, "CA"),
+    ]
+    assert (wallets(rt, a.number), wallets(rt, b.number)) == ({"TX": 20}, {"CA": 10})
+    assert paid_texts(rt, a.number) == [A_PAID]
+    assert paid_texts(rt, b.number) == [B_PAID]
+
+
 def test_stripe_events_out_of_order_credit_each_purchase_once(
     stripe_rt, client, fake_stripe, two_families
 ):
@@ -581,18 +585,7 @@ def test_stripe_events_out_of_order_credit_each_purchase_once(
     ):
         assert post_event(client, e).get_data(as_text=True).strip() == "ignored"
     drain(rt)
-    assert purchases(rt) == [
-        (a.number, "TX", 20, "paid"),
-        (a.number, "TX", 5, "pending"),
-        (b.number, "CA", 10, "paid"),
-    ]
-    assert credits(rt) == [
-        (a.number, "TX", 20, a.number, "TX"),
-        (b.number, "CA", 10, b.number, "CA"),
-    ]
-    assert (wallets(rt, a.number), wallets(rt, b.number)) == ({"TX": 20}, {"CA": 10})
-    assert paid_texts(rt, a.number) == [A_PAID]
-    assert paid_texts(rt, b.number) == [B_PAID]
+    each_paid_once(rt, a, b)
     assert worker_texts(rt, a.number).count(A_PAID) == 1
     assert worker_texts(rt, b.number).count(B_PAID) == 1
     assert count(rt, PaymentEvent) == 9  # every event id once, replays not again
@@ -616,38 +609,11 @@ def test_stripe_events_of_two_families_all_at_once(stripe_rt, app, fake_stripe, 
     ]
     burst = events * 3  # every event three times
     random.Random(7).shuffle(burst)
-    answers: list[object] = [None] * len(burst)
-    barrier = threading.Barrier(len(burst))
-
-    def deliver(index: int, payload: dict) -> None:
-        client = app.test_client()
-        barrier.wait()
-        try:
-            response = post_event(client, payload)
-            answers[index] = (response.status_code, response.get_data(as_text=True).strip())
-        except Exception as error:  # in TESTING mode a would-be 500 raises: keep it
-            answers[index] = error
-
-    threads = [threading.Thread(target=deliver, args=pair) for pair in enumerate(burst)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert all(isinstance(x, tuple) and x[0] == 200 for x in answers), answers
-    said = sorted(x[1] for x in answers)
+    responses = at_once(app, [lambda client, e=e: post_event(client, e) for e in burst])
+    assert all(getattr(r, "status_code", None) == 200 for r in responses), responses
+    said = sorted(response.get_data(as_text=True).strip() for response in responses)
     assert said.count("credited") == 2
     assert set(said) <= {"credited", "duplicate", "ignored"}
     drain(rt)
-    assert purchases(rt) == [
-        (a.number, "TX", 20, "paid"),
-        (a.number, "TX", 5, "pending"),
-        (b.number, "CA", 10, "paid"),
-    ]
-    assert credits(rt) == [
-        (a.number, "TX", 20, a.number, "TX"),
-        (b.number, "CA", 10, b.number, "CA"),
-    ]
-    assert (wallets(rt, a.number), wallets(rt, b.number)) == ({"TX": 20}, {"CA": 10})
-    assert paid_texts(rt, a.number) == [A_PAID]
-    assert paid_texts(rt, b.number) == [B_PAID]
+    each_paid_once(rt, a, b)
     assert count(rt, PaymentEvent) == len(events)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +25,7 @@ from bot.store.models import (
     OutboundSms,
     Reply,
 )
-from tests.conftest import ROOT, drain
+from tests.conftest import ROOT, at_once, drain
 from tests.fakes import FakeServer, Served
 from tests.test_compose import ready_to_write, worker_texts
 from tests.test_delivery import balance, history, send_message
@@ -187,23 +186,7 @@ def post_at_once(app, events: list[dict]) -> list[object]:
         Per event, ``(status, answer)``, or the exception the request raised (the app is
         in TESTING mode, so an error that would be a 500 arrives here instead).
     """
-    barrier = threading.Barrier(len(events))
-    answers: list[object] = [None] * len(events)
-
-    def post(index: int, event: dict) -> None:
-        client = app.test_client()
-        barrier.wait()
-        try:
-            answers[index] = post_event(client, event)
-        except Exception as error:  # reported by the test, not lost in the thread
-            answers[index] = error
-
-    threads = [threading.Thread(target=post, args=pair) for pair in enumerate(events)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
+    return at_once(app, [lambda client, e=e: post_event(client, e) for e in events])
 
 
 def results(answers: list[object]) -> list[str]:

@@ -19,7 +19,7 @@ from bot import jobs, notify
 from bot.pace import Pace
 from bot.store.models import Account, OutboundSms
 from bot.transport import SendError, TwilioSender
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, ROOT, drain
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, ROOT, drain, worker_env
 from tests.fakes import FakeTwilioApi
 from tests.twilio_sign import twilio_signature
 
@@ -297,20 +297,7 @@ def test_worker_killed_mid_send_sends_exactly_one_text(rt, twilio, phone, databa
     jobs.enqueue_sms(rt, row)
     twilio.hold = threading.Event()
     twilio.hold.set()  # Twilio takes the text but the worker never hears back
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        PUBLIC_BASE_URL=PUBLIC_BASE_URL,
-        SECRET_KEY="test-secret-key",
-        TWILIO_ACCOUNT_SID=twilio.account_sid,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        TWILIO_FROM="+15005550006",
-        TWILIO_API_BASE=twilio.url,
-        ALLOW_TEST_PAYMENTS="1",
-        TWILIO_MPS="100",
-        MEDIA_DIR=rt.settings.media_dir,
-    )
+    env = worker_env(rt, twilio, database_url, redis_url)
     worker = subprocess.Popen(
         [sys.executable, "worker.py"], cwd=ROOT, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.exceptions import ConfigError
 from bot.runtime import Runtime
 from bot.store.models import Account, Facility, InboundSms, OutboundSms
-from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, Phone, drain, twiml_messages
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, Phone, at_once, drain, twiml_messages
 from tests.twilio_sign import twilio_signature
 
 # Twilio's published vectors (twilio-python tests/unit/test_request_validator.py).
@@ -129,24 +129,11 @@ def test_repeated_message_sid_gets_the_same_reply_and_changes_nothing(rt, phone,
     assert phone.text("TX").startswith("Texas: send")
 
 
-def test_concurrent_repeats_of_one_message_are_handled_once(rt, phone):
+def test_concurrent_repeats_of_one_message_are_handled_once(rt, app, phone):
     form = phone.form("Hi", sid="SM" + "b" * 32)
-    results: list[list[str]] = []
-    barrier = threading.Barrier(8)
-
-    def deliver() -> None:
-        client = phone.client.application.test_client()
-        barrier.wait()
-        response = Phone(client, phone.number).post(form)
-        assert response.status_code == 200
-        results.append(twiml_messages(response.data))
-
-    threads = [threading.Thread(target=deliver) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 8
+    responses = at_once(app, [lambda client: Phone(client, phone.number).post(form)] * 8)
+    assert [response.status_code for response in responses] == [200] * 8
+    results = [twiml_messages(response.data) for response in responses]
     assert all(result == results[0] for result in results)
     assert count(rt, InboundSms) == 1 and count(rt, OutboundSms) == 1 and count(rt, Account) == 1
 
