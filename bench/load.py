@@ -31,8 +31,7 @@ class Outcome:
 
     sent: int = 0
     errors: int = 0
-    reconnects: int = 0  # idle keep-alive connections the server had closed
-    connects: int = 0  # new connections after a Connection: close
+    reconnects: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -44,23 +43,19 @@ class Outcome:
         return self.sent / self.seconds if self.seconds else 0.0
 
 
-async def _answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Read one HTTP response; return its status and whether the server keeps the
-    connection open (``Connection: close`` says it does not)."""
+async def _answer(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP response; return its status."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
-    length, keep = 0, True
+    length = 0
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
+        if name.strip().lower() == b"content-length":
             length = int(value)
-        elif name == b"connection" and value.strip().lower() == b"close":
-            keep = False
     if length:
         await reader.readexactly(length)
-    return status, keep
+    return status
 
 
 async def _connection(
@@ -80,7 +75,6 @@ async def _connection(
                 await asyncio.sleep(wait)
         streams = await asyncio.open_connection(host, port)
     reader, writer = streams
-    open_ = True
     try:
         for index, request in enumerate(requests):
             if due is not None:
@@ -90,13 +84,9 @@ async def _connection(
             start = time.perf_counter()
             if start >= until:
                 break
-            if not open_:  # the server said Connection: close: a new connection, as clients do
-                writer.close()
-                outcome.connects += 1
-                reader, writer = await asyncio.open_connection(host, port)
             try:
                 writer.write(request)
-                status, open_ = await _answer(reader)
+                status = await _answer(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 # The server closed an idle keep-alive connection (gunicorn does after 2 s):
                 # send again on a new one, as HTTP clients do (the webhook is idempotent).
@@ -105,10 +95,9 @@ async def _connection(
                 reader, writer = await asyncio.open_connection(host, port)
                 try:
                     writer.write(request)
-                    status, open_ = await _answer(reader)
+                    status = await _answer(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     outcome.errors += 1
-                    open_ = False
                     continue
             done = time.perf_counter()
             outcome.sent += 1
