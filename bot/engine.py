@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import phonenumbers
-from sqlalchemy import JSON, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 import flows  # noqa: F401  (registers every flow)
@@ -209,7 +209,7 @@ ACCOUNT_BY_PHONE = select(Account).where(Account.phone == bindparam("phone"))
 MARK_PROCESSED = (
     update(InboundSms)
     .where(InboundSms.id == bindparam("row_id"), InboundSms.processed_at.is_(None))
-    .values(processed_at=bindparam("now"), reply=bindparam("replies", type_=JSON))
+    .values(processed_at=bindparam("now"), reply=bindparam("replies"))
     .returning(InboundSms.reply_via)
     .execution_options(synchronize_session=False)
 )

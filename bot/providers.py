@@ -299,15 +299,11 @@ def handle_event(rt: Runtime, event: dict[str, Any]) -> str:
         raise EventError(400, f"unknown type {kind!r}")
     outbox = delivery.Outbox()
     with rt.db.session() as session:
-        if session.scalar(
-            select(ProviderEvent.id).where(
-                ProviderEvent.provider == "http", ProviderEvent.event_id == event_id
-            )
-        ):
-            return "duplicate"
         session.add(ProviderEvent(provider="http", event_id=event_id, kind=str(kind)))
         try:
-            session.flush()  # a concurrent copy of this event waits here, then fails
+            # The unique (provider, event_id) decides: a copy seen before fails here, and a
+            # concurrent copy waits here for the first to commit, then fails.
+            session.flush()
         except IntegrityError:
             session.rollback()
             return "duplicate"

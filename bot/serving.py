@@ -4,9 +4,9 @@ The Procfile and the webhook bench both use them, so what is measured is what ru
 
 - gthread workers: a webhook may wait (briefly) for the turn lock of the same number, and
   threads let other numbers' texts go on meanwhile. Few threads per process: Python runs
-  one thread at a time per process, and more threads only queue for it (on 2 cores, 4
-  processes of 3 threads answered with a lower p99 than 4 of 4 or 2 of 8; see Benchmarks
-  in the README).
+  one thread at a time per process, and more threads only queue for it (at the same rate
+  on 2 cores, 4 processes of 2 threads had half the p99 of 4 of 4; 3 threads keep room
+  for webhooks waiting on a lock; see Benchmarks in the README).
 - ``gc.freeze()`` once the app is loaded: the 110,000 objects a web process holds after
   start-up (Flask, SQLAlchemy, Twilio, the catalogs) are left out of garbage collection,
   so a full collection looks only at what requests made since (a full collection of
